@@ -1,0 +1,27 @@
+"""bayspec_jax: OGIP spectral data for differentiable, batched fitting in JAX.
+
+The library never changes global JAX settings: enable float64 yourself with
+``jax.config.update("jax_enable_x64", True)`` when you need it.
+"""
+
+from . import io
+from .data import Auxiliary, Background, Redistribution, Response, Source, Spectrum
+from .io import OGIPError
+from .params import Par, logunif, norm, unif
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Auxiliary",
+    "Background",
+    "OGIPError",
+    "Par",
+    "Redistribution",
+    "Response",
+    "Source",
+    "Spectrum",
+    "io",
+    "logunif",
+    "norm",
+    "unif",
+]

@@ -1,0 +1,322 @@
+"""Detector responses: `Response` (full DRM), `Redistribution` (RMF), `Auxiliary` (ARF)."""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+import equinox as eqx
+import numpy as np
+from jaxtyping import Array, Float, Int
+
+from .._table import Table
+from ..io import ARF, RMF, OGIPError, read_arf, read_rmf, split_source
+from ..params import Par, unif
+from ._convert import float_array, int_array, source_name
+
+ENERGY_GRID_RTOL = 1e-5
+"""Relative tolerance within which an ARF's energy grid must match the RMF's."""
+
+
+def _par(val: float, comment: str) -> Par:
+    return Par(val, frozen=True, comment=comment)
+
+
+def _not_for(cls_name: str, method: str, instead: str) -> NoReturn:
+    raise AttributeError(f"'{cls_name}' has no loader '{method}': {instead}")
+
+
+class Response(eqx.Module):
+    """A detector response matrix with its channel and photon energy bins (immutable pytree).
+
+    **Arguments:**
+
+    - `chbin`: channel energy bounds ``(nchan, 2)`` [keV].
+    - `phbin`: photon energy bins ``(nphot, 2)`` [keV].
+    - `drm`: the response ``(nphot, nchan)`` [cm^2 for a full response].
+    - `ra`, `dec`: sky position `Par`s (frozen at 0; used by location-dependent responses).
+    - `factor`: a multiplicative `Par` (frozen at 1).
+    - `channels`: channel numbers ``(nchan,)``; default ``1..nchan``.
+    - `name`, `file`: labels.
+    - `chbin_precision`: the precision the file stored EBOUNDS in; noticing compares in it.
+    """
+
+    chbin: Float[Array, "chan 2"]
+    phbin: Float[Array, "phot 2"]
+    drm: Float[Array, "phot chan"]
+    ra: Par
+    dec: Par
+    factor: Par
+    channels: Int[Array, " chan"]
+    name: str = eqx.field(static=True)
+    file: str | None = eqx.field(static=True)
+    chbin_precision: str = eqx.field(static=True)
+
+    def __init__(self, chbin, phbin, drm, ra: Par | None = None, dec: Par | None = None,
+                 factor: Par | None = None, channels=None, name: str | None = None,
+                 file: str | None = None, chbin_precision: str = "float64"):
+        chbin_np = np.array(chbin, dtype=np.float64)
+        phbin_np = np.array(phbin, dtype=np.float64)
+        drm_np = np.array(drm, dtype=np.float64)
+        if chbin_np.ndim != 2 or chbin_np.shape[1] != 2:
+            raise ValueError(f"chbin must have shape (nchan, 2), got {chbin_np.shape}")
+        if phbin_np.ndim != 2 or phbin_np.shape[1] != 2:
+            raise ValueError(f"phbin must have shape (nphot, 2), got {phbin_np.shape}")
+        if drm_np.shape != (phbin_np.shape[0], chbin_np.shape[0]):
+            raise ValueError(
+                f"drm must have shape (nphot, nchan) = ({phbin_np.shape[0]}, "
+                f"{chbin_np.shape[0]}), got {drm_np.shape}"
+            )
+        if not np.all(np.isfinite(drm_np)):
+            raise ValueError("drm must be finite")
+        for label, par in (("ra", ra), ("dec", dec), ("factor", factor)):
+            if par is not None and not isinstance(par, Par):
+                raise ValueError(f"{label} must be a bayspec_jax.Par, got {type(par).__name__}")
+        if chbin_precision not in ("float32", "float64"):
+            raise ValueError(f"chbin_precision must be 'float32' or 'float64', got {chbin_precision!r}")
+        nchan = chbin_np.shape[0]
+        channels_np = np.arange(1, nchan + 1) if channels is None else np.array(channels)
+        if channels_np.shape != (nchan,):
+            raise ValueError(f"channels must have shape ({nchan},), got {channels_np.shape}")
+        self.chbin = float_array(chbin_np)
+        self.phbin = float_array(phbin_np)
+        self.drm = float_array(drm_np)
+        self.ra = _par(0.0, "right ascension [deg]") if ra is None else ra
+        self.dec = _par(0.0, "declination [deg]") if dec is None else dec
+        self.factor = _par(1.0, "multiplicative factor") if factor is None else factor
+        self.channels = int_array(channels_np)
+        self.name = name if name is not None else type(self).__name__.lower()
+        self.file = file
+        self.chbin_precision = chbin_precision
+
+    # -- loaders ---------------------------------------------------------------------------
+
+    @classmethod
+    def from_record(cls, rmf: RMF, name: str | None = None) -> Response:
+        """Build from a `bayspec_jax.io.RMF` record."""
+        return cls(rmf.chbin, rmf.phbin, rmf.drm, channels=rmf.channels,
+                   name=name if name is not None else source_name(rmf.file, rmf.extver),
+                   file=rmf.file, chbin_precision=rmf.chbin_dtype)
+
+    @classmethod
+    def _load(cls, file: Any, ii: int | None, need_extver: bool | None):
+        target, extver, label = split_source(file, ii)
+        if need_extver and extver is None:
+            raise ValueError(
+                f"{cls.__name__}: an EXTVER of the matrix in {label} is needed: pass ii= or "
+                "'path:ii'"
+            )
+        record = read_rmf((target, extver) if extver is not None else target)
+        return cls.from_record(record, name=source_name(label, extver))
+
+    @classmethod
+    def from_rsp(cls, rsp_file: Any) -> Response:
+        """Load the (first) matrix of an RSP/RMF file with its EBOUNDS."""
+        return cls._load(rsp_file, None, need_extver=False)
+
+    @classmethod
+    def from_rsp2(cls, rsp_file: Any, ii: int | None = None) -> Response:
+        """Load the matrix extension with EXTVER `ii` (``"path:ii"`` also works), as bayspec."""
+        return cls._load(rsp_file, ii, need_extver=True)
+
+    @classmethod
+    def from_plain(cls, rsp_file: Any, ii: int | None = None) -> Response:
+        """`from_rsp`, or `from_rsp2` when `ii` or ``"path:ii"`` is given."""
+        return cls._load(rsp_file, ii, need_extver=None)
+
+    @classmethod
+    def from_rmf_arf(cls, rmf: Redistribution, arf: Auxiliary) -> Response:
+        """The full response ``rmf.drm * arf.srp[:, None]``; the energy grids must agree."""
+        if not isinstance(rmf, Redistribution) or not isinstance(arf, Auxiliary):
+            raise ValueError(
+                "from_rmf_arf needs a Redistribution and an Auxiliary, got "
+                f"{type(rmf).__name__} and {type(arf).__name__}"
+            )
+        check_energy_grids(rmf, arf)
+        drm = np.asarray(rmf.drm) * np.asarray(arf.srp)[:, None]
+        return Response(rmf.chbin, rmf.phbin, drm, channels=rmf.channels,
+                        name=f"{rmf.name}*{arf.name}", file=rmf.file,
+                        chbin_precision=rmf.chbin_precision)
+
+    # -- views -----------------------------------------------------------------------------
+
+    @property
+    def chbin_mean(self) -> Float[Array, " chan"]:
+        """Channel centres ``(E_lo + E_hi) / 2`` [keV]."""
+        return self.chbin.mean(axis=1)
+
+    @property
+    def chbin_width(self) -> Float[Array, " chan"]:
+        """Channel widths ``E_hi - E_lo`` [keV]."""
+        return self.chbin[:, 1] - self.chbin[:, 0]
+
+    @property
+    def n_channels(self) -> int:
+        return int(self.chbin.shape[0])
+
+    @property
+    def n_photon_bins(self) -> int:
+        return int(self.phbin.shape[0])
+
+    @property
+    def info(self) -> Table:
+        """A one-row table: name, channel bins, photon bins and their energy ranges."""
+        ch, ph = np.asarray(self.chbin), np.asarray(self.phbin)
+        return Table({
+            "Name": [self.name],
+            "Channel bins": [self.n_channels],
+            "Channel range [keV]": [f"{ch[0, 0]:.4g}-{ch[-1, 1]:.4g}"],
+            "Photon bins": [self.n_photon_bins],
+            "Photon range [keV]": [f"{ph[0, 0]:.4g}-{ph[-1, 1]:.4g}"],
+        })
+
+    def __str__(self) -> str:
+        return f"*** {type(self).__name__} ***\n{self.info.text}"
+
+    def _repr_html_(self) -> str:
+        return f"<details open><summary><b>{type(self).__name__}</b></summary>{self.info.html}</details>"
+
+
+class Redistribution(Response):
+    """A redistribution matrix (RMF: probabilities, no area); ``rmf * arf`` is a `Response`."""
+
+    @classmethod
+    def from_rmf(cls, rmf_file: Any) -> Redistribution:
+        """Load the (first) matrix of an RMF file with its EBOUNDS."""
+        return cls._load(rmf_file, None, need_extver=False)
+
+    @classmethod
+    def from_rmf2(cls, rmf_file: Any, ii: int | None = None) -> Redistribution:
+        """Load the matrix extension with EXTVER `ii` (``"path:ii"`` also works)."""
+        return cls._load(rmf_file, ii, need_extver=True)
+
+    @classmethod
+    def from_plain(cls, rmf_file: Any, ii: int | None = None) -> Redistribution:
+        """`from_rmf`, or `from_rmf2` when `ii` or ``"path:ii"`` is given."""
+        return cls._load(rmf_file, ii, need_extver=None)
+
+    @classmethod
+    def from_rmf_arf(cls, *args, **kwargs) -> NoReturn:
+        _not_for(cls.__name__, "from_rmf_arf", "compose with `rmf * arf` or Response.from_rmf_arf")
+
+    def __mul__(self, arf: Auxiliary) -> Response:
+        if not isinstance(arf, Auxiliary):
+            return NotImplemented
+        return Response.from_rmf_arf(self, arf)
+
+    def __rmul__(self, arf: Auxiliary) -> Response:
+        return self.__mul__(arf)
+
+
+class Auxiliary(eqx.Module):
+    """An ancillary response (ARF): effective area per photon bin; ``arf * rmf`` is a `Response`.
+
+    **Arguments:**
+
+    - `phbin`: photon energy bins ``(nphot, 2)`` [keV].
+    - `srp`: effective area per bin ``(nphot,)`` [cm^2].
+    - `name`, `file`: labels.
+    """
+
+    phbin: Float[Array, "phot 2"]
+    srp: Float[Array, " phot"]
+    name: str = eqx.field(static=True)
+    file: str | None = eqx.field(static=True)
+
+    def __init__(self, phbin, srp, name: str | None = None, file: str | None = None):
+        phbin_np = np.array(phbin, dtype=np.float64)
+        srp_np = np.array(srp, dtype=np.float64)
+        if phbin_np.ndim != 2 or phbin_np.shape[1] != 2:
+            raise ValueError(f"phbin must have shape (nphot, 2), got {phbin_np.shape}")
+        if srp_np.shape != (phbin_np.shape[0],):
+            raise ValueError(f"srp must have shape ({phbin_np.shape[0]},), got {srp_np.shape}")
+        if not np.all(np.isfinite(srp_np)):
+            raise ValueError("srp must be finite")
+        self.phbin = float_array(phbin_np)
+        self.srp = float_array(srp_np)
+        self.name = name if name is not None else "auxiliary"
+        self.file = file
+
+    @classmethod
+    def from_record(cls, arf: ARF, name: str | None = None) -> Auxiliary:
+        """Build from a `bayspec_jax.io.ARF` record."""
+        return cls(arf.phbin, arf.specresp,
+                   name=name if name is not None else source_name(arf.file, arf.extver),
+                   file=arf.file)
+
+    @classmethod
+    def _load(cls, file: Any, ii: int | None, need_extver: bool | None) -> Auxiliary:
+        target, extver, label = split_source(file, ii)
+        if need_extver and extver is None:
+            raise ValueError(f"Auxiliary: an EXTVER of the ARF in {label} is needed: pass ii= "
+                             "or 'path:ii'")
+        record = read_arf((target, extver) if extver is not None else target)
+        return cls.from_record(record, name=source_name(label, extver))
+
+    @classmethod
+    def from_arf(cls, arf_file: Any) -> Auxiliary:
+        """Load an ARF file (SPECRESP extension)."""
+        return cls._load(arf_file, None, need_extver=False)
+
+    @classmethod
+    def from_arf2(cls, arf_file: Any, ii: int | None = None) -> Auxiliary:
+        """Load the SPECRESP extension with EXTVER `ii` (``"path:ii"`` also works)."""
+        return cls._load(arf_file, ii, need_extver=True)
+
+    @classmethod
+    def from_plain(cls, arf_file: Any, ii: int | None = None) -> Auxiliary:
+        """`from_arf`, or `from_arf2` when `ii` or ``"path:ii"`` is given."""
+        return cls._load(arf_file, ii, need_extver=None)
+
+    @classmethod
+    def from_rsp(cls, *args, **kwargs) -> NoReturn:
+        _not_for(cls.__name__, "from_rsp", "an ARF is loaded with from_arf, from_arf2 or from_plain")
+
+    @classmethod
+    def from_rsp2(cls, *args, **kwargs) -> NoReturn:
+        _not_for(cls.__name__, "from_rsp2", "an ARF is loaded with from_arf, from_arf2 or from_plain")
+
+    @classmethod
+    def from_rmf_arf(cls, *args, **kwargs) -> NoReturn:
+        _not_for(cls.__name__, "from_rmf_arf", "compose with `rmf * arf` or Response.from_rmf_arf")
+
+    def __mul__(self, rmf: Redistribution) -> Response:
+        if not isinstance(rmf, Redistribution):
+            return NotImplemented
+        return Response.from_rmf_arf(rmf, self)
+
+    def __rmul__(self, rmf: Redistribution) -> Response:
+        return self.__mul__(rmf)
+
+    @property
+    def info(self) -> Table:
+        ph = np.asarray(self.phbin)
+        return Table({
+            "Name": [self.name],
+            "Photon bins": [int(ph.shape[0])],
+            "Photon range [keV]": [f"{ph[0, 0]:.4g}-{ph[-1, 1]:.4g}"],
+            "Max area [cm2]": [float(np.max(np.asarray(self.srp)))],
+        })
+
+    def __str__(self) -> str:
+        return f"*** Auxiliary ***\n{self.info.text}"
+
+    def _repr_html_(self) -> str:
+        return f"<details open><summary><b>Auxiliary</b></summary>{self.info.html}</details>"
+
+
+def check_energy_grids(rmf: Redistribution, arf: Auxiliary) -> None:
+    """Raise `OGIPError` unless the ARF's photon bins equal the RMF's within `ENERGY_GRID_RTOL`."""
+    rmf_bins, arf_bins = np.asarray(rmf.phbin), np.asarray(arf.phbin)
+    where = f"{rmf.file or rmf.name} x {arf.file or arf.name}"
+    if rmf_bins.shape != arf_bins.shape:
+        raise OGIPError(
+            f"the ARF has {arf_bins.shape[0]} energy bins but the RMF has {rmf_bins.shape[0]}",
+            file=where, extension="SPECRESP", column="ENERG_LO/ENERG_HI",
+        )
+    if not np.allclose(arf_bins, rmf_bins, rtol=ENERGY_GRID_RTOL, atol=0.0):
+        worst = int(np.argmax(np.max(np.abs(arf_bins - rmf_bins), axis=1)))
+        raise OGIPError(
+            f"the ARF energy grid differs from the RMF's beyond rtol {ENERGY_GRID_RTOL} "
+            f"(bin {worst}: ARF {arf_bins[worst].tolist()} vs RMF {rmf_bins[worst].tolist()})",
+            file=where, extension="SPECRESP", column="ENERG_LO/ENERG_HI",
+        )

@@ -1,0 +1,218 @@
+"""Counts spectra: `Spectrum` and its file-backed kinds `Source` and `Background`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, Int
+
+from .._table import Table
+from ..io import PHA, read_pha, split_source
+from ..params import Par
+from ._convert import float_array, int_array, source_name
+
+
+def _unit_factor() -> Par:
+    return Par(1.0, frozen=True, comment="multiplicative factor")
+
+
+class Spectrum(eqx.Module):
+    """A counts spectrum over detector channels (immutable pytree).
+
+    **Arguments:**
+
+    - `counts`: counts per channel, shape ``(nchan,)``. Channels of bad quality may hold NaN.
+    - `errors`: 1-sigma error per channel in counts, ``(nchan,)``.
+    - `exposure`: exposure time [s], finite and > 0.
+    - `quality`: OGIP QUALITY per channel (0 good); default all good.
+    - `grouping`: OGIP GROUPING per channel (1 start, -1 continue, 0 none); default all 1.
+    - `backscale`: BACKSCAL, a scalar or ``(nchan,)``; default 1.
+    - `factor`: a multiplicative `Par` (frozen at 1 by default).
+    - `channels`: channel numbers ``(nchan,)``; default ``1..nchan``.
+    - `name`: a label for tables and messages.
+    - `poisson`: whether `errors` are Poisson (sqrt(counts)) rather than given.
+    - `file`: where the spectrum was read from, if anywhere.
+
+    Arrays are leaves (`jax.tree.leaves` returns them); names are static. Nothing passed in is
+    modified: the arrays are copied.
+    """
+
+    counts: Float[Array, " chan"]
+    errors: Float[Array, " chan"]
+    exposure: Float[Array, ""]
+    quality: Int[Array, " chan"]
+    grouping: Int[Array, " chan"]
+    backscale: Float[Array, "*chan"]
+    factor: Par
+    channels: Int[Array, " chan"]
+    name: str = eqx.field(static=True)
+    poisson: bool = eqx.field(static=True)
+    file: str | None = eqx.field(static=True)
+
+    def __init__(
+        self,
+        counts,
+        errors,
+        exposure,
+        quality=None,
+        grouping=None,
+        backscale=1.0,
+        factor: Par | None = None,
+        channels=None,
+        name: str | None = None,
+        poisson: bool = False,
+        file: str | None = None,
+    ):
+        counts_np = np.array(counts, dtype=np.float64)
+        errors_np = np.array(errors, dtype=np.float64)
+        if counts_np.ndim != 1 or errors_np.shape != counts_np.shape:
+            raise ValueError(
+                "counts and errors must be one-dimensional with the same shape, got "
+                f"{counts_np.shape} and {errors_np.shape}"
+            )
+        n = counts_np.size
+        exposure_np = np.array(exposure, dtype=np.float64)
+        if exposure_np.ndim != 0 or not np.isfinite(exposure_np) or exposure_np <= 0:
+            raise ValueError(f"exposure must be a finite number > 0, got {exposure!r}")
+        quality_np = _flags(quality, 0, n, "quality")
+        grouping_np = _flags(grouping, 1, n, "grouping")
+        if not np.all(np.isin(grouping_np, (-1, 0, 1))):
+            raise ValueError("grouping flags must be 1 (start), -1 (continue) or 0 (none)")
+        backscale_np = np.array(backscale, dtype=np.float64)
+        if backscale_np.ndim not in (0, 1) or (backscale_np.ndim == 1 and backscale_np.shape != (n,)):
+            raise ValueError(f"backscale must be a scalar or have shape ({n},), got "
+                             f"{backscale_np.shape}")
+        if not np.all(np.isfinite(backscale_np)) or np.any(backscale_np <= 0):
+            raise ValueError("backscale must be finite and > 0")
+        good = quality_np == 0
+        if not np.all(np.isfinite(counts_np[good])):
+            raise ValueError("counts must be finite in good-quality channels (quality == 0)")
+        if not np.all(np.isfinite(errors_np[good])) or np.any(errors_np[good] < 0):
+            raise ValueError("errors must be finite and >= 0 in good-quality channels")
+        if factor is not None and not isinstance(factor, Par):
+            raise ValueError(f"factor must be a bayspec_jax.Par, got {type(factor).__name__}")
+        channels_np = np.arange(1, n + 1) if channels is None else np.array(channels)
+        if channels_np.shape != (n,):
+            raise ValueError(f"channels must have shape ({n},), got {channels_np.shape}")
+        self.counts = float_array(counts_np)
+        self.errors = float_array(errors_np)
+        self.exposure = float_array(exposure_np)
+        self.quality = int_array(quality_np)
+        self.grouping = int_array(grouping_np)
+        self.backscale = float_array(backscale_np)
+        self.factor = _unit_factor() if factor is None else factor
+        self.channels = int_array(channels_np)
+        self.name = name if name is not None else type(self).__name__.lower()
+        self.poisson = bool(poisson)
+        self.file = file
+
+    # -- loaders ---------------------------------------------------------------------------
+
+    @classmethod
+    def from_pha(cls, pha: PHA, name: str | None = None) -> Spectrum:
+        """Build from a `bayspec_jax.io.PHA` record."""
+        return cls(
+            counts=pha.counts, errors=pha.errors, exposure=pha.exposure, quality=pha.quality,
+            grouping=pha.grouping, backscale=pha.backscale, channels=pha.channels,
+            name=name if name is not None else source_name(pha.file, pha.row),
+            poisson=pha.poisson_errors, file=pha.file,
+        )
+
+    @classmethod
+    def _load(cls, file: Any, ii: int | None, need_row: bool | None) -> Spectrum:
+        target, row, label = split_source(file, ii)
+        if need_row and row is None:
+            raise ValueError(
+                f"{cls.__name__}: a row of the PHA type II file {label} is needed: pass ii= or "
+                "'path:ii'"
+            )
+        pha = read_pha((target, row) if row is not None else target)
+        return cls.from_pha(pha, name=source_name(label, row))
+
+    def to_pha(self) -> PHA:
+        """This spectrum as a `bayspec_jax.io.PHA` record, ready for `io.write_pha`."""
+        return PHA(
+            counts=np.asarray(self.counts), exposure=float(self.exposure),
+            stat_err=None if self.poisson else np.asarray(self.errors),
+            quality=np.asarray(self.quality), grouping=np.asarray(self.grouping),
+            backscale=np.asarray(self.backscale), channels=np.asarray(self.channels),
+            poisserr=self.poisson,
+        )
+
+    # -- views -----------------------------------------------------------------------------
+
+    @property
+    def n_channels(self) -> int:
+        return int(self.counts.shape[0])
+
+    @property
+    def info(self) -> Table:
+        """A one-row table: name, channels, counts (good channels), exposure, backscale."""
+        good = np.asarray(self.quality) == 0
+        return Table({
+            "Name": [self.name],
+            "Channels": [self.n_channels],
+            "Counts": [float(np.nansum(np.asarray(self.counts)[good]))],
+            "Exposure": [float(self.exposure)],
+            "Backscale": [float(np.mean(np.asarray(self.backscale)))],
+        })
+
+    def __str__(self) -> str:
+        return f"*** {type(self).__name__} ***\n{self.info.text}"
+
+    def _repr_html_(self) -> str:
+        return f"<details open><summary><b>{type(self).__name__}</b></summary>{self.info.html}</details>"
+
+
+def _flags(values: Any, default: int, n: int, name: str) -> np.ndarray:
+    if values is None:
+        return np.full(n, default, dtype=np.int64)
+    array = np.array(values)
+    if array.ndim == 0:
+        array = np.full(n, array)
+    if array.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},), got {array.shape}")
+    if not np.all(np.isfinite(array.astype(np.float64))) or np.any(array != np.round(array)):
+        raise ValueError(f"{name} flags must be integers")
+    return array.astype(np.int64)
+
+
+class Source(Spectrum):
+    """The spectrum of the source region (or time interval), read from OGIP PHA files."""
+
+    @classmethod
+    def from_src(cls, src_file: Any) -> Source:
+        """Load a PHA type I file (path, `pathlib.Path` or binary file object)."""
+        return cls._load(src_file, None, need_row=False)
+
+    @classmethod
+    def from_src2(cls, src_file: Any, ii: int | None = None) -> Source:
+        """Load row `ii` (0-based) of a PHA type II file; ``"path:ii"`` also works."""
+        return cls._load(src_file, ii, need_row=True)
+
+    @classmethod
+    def from_plain(cls, src_file: Any, ii: int | None = None) -> Source:
+        """Load a PHA type I file, or a row of a type II file when `ii` or ``"path:ii"`` is given."""
+        return cls._load(src_file, ii, need_row=None)
+
+
+class Background(Spectrum):
+    """The background spectrum, read from OGIP PHA files."""
+
+    @classmethod
+    def from_bkg(cls, bkg_file: Any) -> Background:
+        """Load a PHA type I file (path, `pathlib.Path` or binary file object)."""
+        return cls._load(bkg_file, None, need_row=False)
+
+    @classmethod
+    def from_bkg2(cls, bkg_file: Any, ii: int | None = None) -> Background:
+        """Load row `ii` (0-based) of a PHA type II file; ``"path:ii"`` also works."""
+        return cls._load(bkg_file, ii, need_row=True)
+
+    @classmethod
+    def from_plain(cls, bkg_file: Any, ii: int | None = None) -> Background:
+        """Load a PHA type I file, or a row of a type II file when `ii` or ``"path:ii"`` is given."""
+        return cls._load(bkg_file, ii, need_row=None)

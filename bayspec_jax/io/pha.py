@@ -1,0 +1,466 @@
+"""OGIP PHA type I and type II spectra (OGIP/92-007): reading and writing."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from typing import Any
+
+import numpy as np
+from astropy.io import fits
+
+from .errors import OGIPError
+from .fitsfile import (
+    as_float_array,
+    as_int_array,
+    column,
+    column_tlmin,
+    find_hdu,
+    find_hdus,
+    has_column,
+    header_flag,
+    header_number,
+    open_fits,
+    split_source,
+)
+
+_SPECTRUM = dict(names=("SPECTRUM",), hduclas={"HDUCLAS1": ("SPECTRUM",)})
+_EBOUNDS = dict(names=("EBOUNDS",), hduclas={"HDUCLAS2": ("EBOUNDS",)})
+_KEYWORDS = (
+    "TELESCOP", "INSTRUME", "DETNAM", "FILTER", "OBJECT", "DATE-OBS", "TSTART", "TSTOP",
+    "BACKFILE", "RESPFILE", "ANCRFILE", "CORRFILE", "HDUCLAS2", "CHANTYPE",
+)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class PHA:
+    """One counts spectrum as read from (or to be written to) an OGIP PHA file.
+
+    Host-side numpy. `errors` combines the statistical error and the fractional systematic
+    error in quadrature, as XSPEC and bayspec do.
+
+    **Fields:**
+
+    - `counts`: counts per channel, shape ``(nchan,)`` (RATE x EXPOSURE for rate files).
+    - `stat_err`: statistical error in counts, ``(nchan,)``; `None` for Poisson errors.
+    - `sys_err`: fractional systematic error, ``(nchan,)``; `None` when absent.
+    - `quality`: OGIP quality flags (0 good), ``(nchan,)``.
+    - `grouping`: OGIP grouping flags (1 start, -1 continue, 0 none), ``(nchan,)``.
+    - `exposure`: exposure time in seconds.
+    - `backscale`: BACKSCAL, a float or a ``(nchan,)`` array.
+    - `channels`: channel numbers, ``(nchan,)``.
+    - `poisserr`: the POISSERR keyword (`None` when absent).
+    - `ebounds`: ``(nchan, 2)`` channel energy bounds when the file carries EBOUNDS, else `None`.
+    - `keywords`: descriptive header keywords (TELESCOP, INSTRUME, BACKFILE, RESPFILE...).
+    - `file`, `row`: where it was read from (label and PHA II row), for messages.
+    """
+
+    counts: np.ndarray
+    exposure: float
+    stat_err: np.ndarray | None = None
+    sys_err: np.ndarray | None = None
+    quality: np.ndarray | None = None
+    grouping: np.ndarray | None = None
+    backscale: float | np.ndarray = 1.0
+    channels: np.ndarray | None = None
+    poisserr: bool | None = None
+    ebounds: np.ndarray | None = None
+    keywords: dict = dataclasses.field(default_factory=dict)
+    file: str | None = None
+    row: int | None = None
+
+    def __post_init__(self):
+        counts = np.array(self.counts, dtype=np.float64)
+        if counts.ndim != 1:
+            raise ValueError(f"counts must be one-dimensional, got shape {counts.shape}")
+        n = counts.size
+        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
+        set_("counts", counts)
+        set_("exposure", float(self.exposure))
+        for name in ("stat_err", "sys_err"):
+            value = getattr(self, name)
+            if value is not None:
+                set_(name, _per_channel(value, n, name, np.float64))
+        set_("quality", _per_channel(0 if self.quality is None else self.quality, n, "quality",
+                                     np.int64))
+        set_("grouping", _per_channel(1 if self.grouping is None else self.grouping, n,
+                                      "grouping", np.int64))
+        if np.ndim(self.backscale) == 0:
+            set_("backscale", float(self.backscale))
+        else:
+            set_("backscale", _per_channel(self.backscale, n, "backscale", np.float64))
+        channels = np.arange(1, n + 1) if self.channels is None else self.channels
+        set_("channels", _per_channel(channels, n, "channels", np.int64))
+        if self.ebounds is not None:
+            ebounds = np.array(self.ebounds, dtype=np.float64)
+            if ebounds.shape != (n, 2):
+                raise ValueError(f"ebounds must have shape ({n}, 2), got {ebounds.shape}")
+            set_("ebounds", ebounds)
+        set_("keywords", dict(self.keywords))
+
+    @property
+    def n_channels(self) -> int:
+        return self.counts.size
+
+    @property
+    def poisson_errors(self) -> bool:
+        """Whether the statistical errors are Poisson (sqrt(counts))."""
+        return bool(self.poisserr) or self.stat_err is None
+
+    @property
+    def errors(self) -> np.ndarray:
+        """Total error per channel: statistical and fractional systematic in quadrature."""
+        if self.poisson_errors:
+            with np.errstate(invalid="ignore"):
+                stat = np.sqrt(self.counts)
+        else:
+            stat = self.stat_err
+        if self.sys_err is None:
+            return np.array(stat, dtype=np.float64)
+        return np.sqrt(stat**2 + (self.counts * self.sys_err) ** 2)
+
+
+def _per_channel(value: Any, n: int, name: str, dtype: Any) -> np.ndarray:
+    array = np.array(value, dtype=dtype)
+    if array.ndim == 0:
+        return np.full(n, array, dtype=dtype)
+    if array.shape != (n,):
+        raise ValueError(f"{name} must be a scalar or have shape ({n},), got {array.shape}")
+    return array
+
+
+# ----------------------------------------------------------------------------------------------
+# reading
+
+
+def read_pha(source: Any, row: int | None = None) -> PHA:
+    """Read one spectrum from an OGIP PHA type I file, or row `row` of a type II file.
+
+    **Arguments:**
+
+    - `source`: a path, ``"path:row"``, a `pathlib.Path`, a binary file object (e.g.
+        `io.BytesIO`, left untouched) or a ``(file, row)`` tuple. Gzip-compressed files are read.
+    - `row`: 0-based row of a PHA type II file (required for type II, refused for type I).
+
+    **Returns:**
+
+    A `PHA`. Raises `OGIPError` naming file, extension and column for anything invalid.
+    """
+    target, row, label = split_source(source, row)
+    with open_fits(target, label) as hdul:
+        hdu = find_hdu(hdul, label=label, what="SPECTRUM", **_SPECTRUM)
+        ebounds_hdus = find_hdus(hdul, **_EBOUNDS)
+        return _read_spectrum_hdu(hdu, ebounds_hdus[0] if ebounds_hdus else None, row, label)
+
+
+def count_pha_rows(source: Any) -> int:
+    """Number of spectra in a PHA file: the rows of a type II file, 1 for type I."""
+    target, _, label = split_source(source)
+    with open_fits(target, label) as hdul:
+        hdu = find_hdu(hdul, label=label, what="SPECTRUM", **_SPECTRUM)
+        counts_name = _counts_column(hdu, label)
+        return len(hdu.data) if _is_type2(hdu, counts_name) else 1
+
+
+def _counts_column(hdu: Any, label: str) -> str:
+    for name in ("COUNTS", "RATE"):
+        if has_column(hdu, name):
+            return name
+    raise OGIPError(
+        f"neither a COUNTS nor a RATE column (columns present: {hdu.columns.names})",
+        file=label, extension=hdu.name, column="COUNTS",
+    )
+
+
+def _is_type2(hdu: Any, counts_name: str) -> bool:
+    data = column(hdu, counts_name, "")
+    return np.ndim(data) == 2
+
+
+def _read_spectrum_hdu(hdu: Any, ebounds_hdu: Any, row: int | None, label: str) -> PHA:
+    ext = hdu.name
+    counts_name = _counts_column(hdu, label)
+    type2 = _is_type2(hdu, counts_name)
+    nrows = len(hdu.data) if hdu.data is not None else 0
+    if type2:
+        if row is None:
+            raise OGIPError(
+                f"a PHA type II file with {nrows} spectra: choose one with 'path:row' or row=",
+                file=label, extension=ext,
+            )
+        if not 0 <= row < nrows:
+            raise OGIPError(
+                f"row {row} is out of range: the file has {nrows} rows (0 to {nrows - 1})",
+                file=label, extension=ext,
+            )
+    elif row is not None:
+        raise OGIPError(
+            f"row {row} asked of a PHA type I file (one spectrum); drop the row index",
+            file=label, extension=ext,
+        )
+
+    def cell(name: str) -> Any:
+        values = column(hdu, name, label)
+        return values[row] if type2 else values
+
+    def optional(name: str, caster: Any) -> np.ndarray | None:
+        if has_column(hdu, name):
+            return caster(cell(name), label, ext, name)
+        if name in hdu.header:
+            value = header_number(hdu, name, label)
+            return None if value is None else np.asarray(value)
+        return None
+
+    if type2 and has_column(hdu, "EXPOSURE"):
+        exposure = float(as_float_array(cell("EXPOSURE"), label, ext, "EXPOSURE"))
+    else:
+        exposure = header_number(hdu, "EXPOSURE", label, required=True)
+    if not np.isfinite(exposure) or exposure <= 0:
+        raise OGIPError(
+            f"EXPOSURE must be finite and > 0, got {exposure!r}", file=label, extension=ext,
+            column="EXPOSURE",
+        )
+
+    values = as_float_array(cell(counts_name), label, ext, counts_name)
+    if values.ndim != 1:
+        raise OGIPError(f"expected one value per channel, got shape {values.shape}", file=label,
+                        extension=ext, column=counts_name)
+    n = values.size
+    is_rate = counts_name == "RATE"
+    counts = values * exposure if is_rate else values
+
+    quality = optional("QUALITY", as_int_array)
+    # A GROUPING keyword (rather than column) only says the file carries no grouping.
+    grouping = as_int_array(cell("GROUPING"), label, ext, "GROUPING") if has_column(
+        hdu, "GROUPING") else None
+    quality = np.zeros(n, np.int64) if quality is None else _broadcast(quality, n, label, ext,
+                                                                       "QUALITY").astype(np.int64)
+    grouping = np.ones(n, np.int64) if grouping is None else _broadcast(grouping, n, label, ext,
+                                                                        "GROUPING").astype(np.int64)
+    if not np.all(np.isin(grouping, (-1, 0, 1))):
+        raise OGIPError("GROUPING values must be 1, -1 or 0", file=label, extension=ext,
+                        column="GROUPING")
+    good = quality == 0
+
+    poisserr = header_flag(hdu, "POISSERR", label)
+    stat_err = optional("STAT_ERR", as_float_array)
+    sys_err = optional("SYS_ERR", as_float_array)
+    if stat_err is not None:
+        stat_err = _broadcast(stat_err, n, label, ext, "STAT_ERR") * (exposure if is_rate else 1)
+    if sys_err is not None:
+        sys_err = _broadcast(sys_err, n, label, ext, "SYS_ERR")
+
+    if not np.all(np.isfinite(counts[good])):
+        bad = np.flatnonzero(~np.isfinite(counts) & good)
+        raise OGIPError(
+            f"non-finite values in good-quality channels (indices {bad[:10].tolist()}"
+            f"{'...' if bad.size > 10 else ''}); mark them with QUALITY > 0",
+            file=label, extension=ext, column=counts_name,
+        )
+    if poisserr:
+        stat_err = None
+    elif stat_err is None:
+        warnings.warn(
+            f"{label} [{ext}]: no STAT_ERR column and POISSERR is not T; using Poisson errors "
+            "sqrt(counts)",
+            stacklevel=3,
+        )
+    if stat_err is None:
+        if np.any(counts[good] < 0):
+            raise OGIPError("negative counts in good-quality channels with Poisson errors",
+                            file=label, extension=ext, column=counts_name)
+    else:
+        err_good, counts_good = stat_err[good], counts[good]
+        if not np.all(np.isfinite(err_good)) or np.any(err_good < 0):
+            raise OGIPError("STAT_ERR must be finite and >= 0 in good-quality channels",
+                            file=label, extension=ext, column="STAT_ERR")
+        if np.any((err_good == 0) & (counts_good != 0)):
+            raise OGIPError(
+                "STAT_ERR is 0 in good-quality channels whose counts are not "
+                "(with POISSERR = F the errors must be given)",
+                file=label, extension=ext, column="STAT_ERR",
+            )
+    if sys_err is not None and (not np.all(np.isfinite(sys_err[good])) or np.any(sys_err[good] < 0)):
+        raise OGIPError("SYS_ERR must be finite and >= 0 in good-quality channels", file=label,
+                        extension=ext, column="SYS_ERR")
+
+    if has_column(hdu, "BACKSCAL"):
+        backscale = as_float_array(cell("BACKSCAL"), label, ext, "BACKSCAL")
+        backscale = float(backscale) if backscale.ndim == 0 else _broadcast(backscale, n, label,
+                                                                            ext, "BACKSCAL")
+    else:
+        backscale = header_number(hdu, "BACKSCAL", label, default=1.0)
+    if not np.all(np.isfinite(backscale)) or np.any(np.asarray(backscale) <= 0):
+        raise OGIPError(f"BACKSCAL must be finite and > 0, got {backscale!r}", file=label,
+                        extension=ext, column="BACKSCAL")
+
+    ebounds, ebounds_channels = _read_ebounds(ebounds_hdu, label) if ebounds_hdu is not None \
+        else (None, None)
+    if has_column(hdu, "CHANNEL"):
+        channels = _broadcast(as_int_array(cell("CHANNEL"), label, ext, "CHANNEL"), n, label, ext,
+                              "CHANNEL")
+        if ebounds_channels is not None and (
+            ebounds_channels.size != n or np.any(ebounds_channels != channels)
+        ):
+            raise OGIPError(
+                f"the CHANNEL numbers of SPECTRUM ({channels[0]}..{channels[-1]}, {n}) and of "
+                f"EBOUNDS ({ebounds_channels[0]}..{ebounds_channels[-1]}, "
+                f"{ebounds_channels.size}) do not line up",
+                file=label, extension=ext, column="CHANNEL",
+            )
+    elif ebounds_channels is not None and ebounds_channels.size == n:
+        channels = ebounds_channels
+    else:
+        first = column_tlmin(hdu, "CHANNEL")
+        first = int(header_number(hdu, "TLMIN1", label, default=1)) if first is None else first
+        channels = np.arange(first, first + n)
+    if ebounds is not None and ebounds.shape[0] != n:
+        ebounds = None
+
+    keywords = {}
+    for key in _KEYWORDS:
+        if type2 and has_column(hdu, key):
+            keywords[key] = str(np.asarray(cell(key))).strip()
+        elif key in hdu.header:
+            keywords[key] = hdu.header[key]
+    return PHA(
+        counts=counts, exposure=exposure, stat_err=stat_err, sys_err=sys_err, quality=quality,
+        grouping=grouping, backscale=backscale, channels=channels, poisserr=poisserr,
+        ebounds=ebounds, keywords=keywords, file=label, row=row,
+    )
+
+
+def _broadcast(values: np.ndarray, n: int, label: str, ext: str, name: str) -> np.ndarray:
+    values = np.asarray(values)
+    if values.ndim == 0:
+        return np.full(n, values)
+    if values.shape != (n,):
+        raise OGIPError(f"expected {n} values (one per channel), got shape {values.shape}",
+                        file=label, extension=ext, column=name)
+    return values
+
+
+def _read_ebounds(hdu: Any, label: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """EBOUNDS as ``(nchan, 2)`` bounds and the channel numbers (or `None`)."""
+    ext = hdu.name
+    e_min = as_float_array(column(hdu, "E_MIN", label), label, ext, "E_MIN")
+    e_max = as_float_array(column(hdu, "E_MAX", label), label, ext, "E_MAX")
+    channels = None
+    if has_column(hdu, "CHANNEL"):
+        channels = as_int_array(column(hdu, "CHANNEL", label), label, ext, "CHANNEL").ravel()
+    return np.stack([e_min.ravel(), e_max.ravel()], axis=1), channels
+
+
+# ----------------------------------------------------------------------------------------------
+# writing
+
+
+def _spectrum_columns(rows: list[PHA], type2: bool) -> list[fits.Column]:
+    n = rows[0].n_channels
+
+    def stack(values: list[np.ndarray]) -> np.ndarray:
+        return np.stack(values) if type2 else values[0]
+
+    def fmt(code: str) -> str:
+        return f"{n}{code}" if type2 else code
+
+    counts = stack([r.counts for r in rows])
+    integer = np.all(np.isfinite(counts)) and np.all(counts == np.round(counts)) and np.all(
+        np.abs(counts) < 2**31)
+    cols = [
+        fits.Column(name="CHANNEL", format=fmt("J"), array=stack([r.channels for r in rows])),
+        fits.Column(name="COUNTS", format=fmt("J" if integer else "D"),
+                    array=counts.astype(np.int64 if integer else np.float64)),
+    ]
+    if not rows[0].poisson_errors:
+        cols.append(fits.Column(name="STAT_ERR", format=fmt("D"),
+                                array=stack([r.stat_err for r in rows])))
+    if rows[0].sys_err is not None:
+        cols.append(fits.Column(name="SYS_ERR", format=fmt("D"),
+                                array=stack([r.sys_err for r in rows])))
+    cols.append(fits.Column(name="QUALITY", format=fmt("I"), array=stack([r.quality for r in rows])))
+    cols.append(fits.Column(name="GROUPING", format=fmt("I"),
+                            array=stack([r.grouping for r in rows])))
+    if type2:
+        cols.append(fits.Column(name="EXPOSURE", format="D",
+                                array=np.array([r.exposure for r in rows])))
+        if any(np.ndim(r.backscale) for r in rows):
+            cols.append(fits.Column(name="BACKSCAL", format=fmt("D"),
+                                    array=stack([_per_channel(r.backscale, n, "backscale",
+                                                              np.float64) for r in rows])))
+        else:
+            cols.append(fits.Column(name="BACKSCAL", format="D",
+                                    array=np.array([r.backscale for r in rows])))
+    elif np.ndim(rows[0].backscale):
+        cols.append(fits.Column(name="BACKSCAL", format="D", array=rows[0].backscale))
+    return cols
+
+
+def _spectrum_hdu(rows: list[PHA], type2: bool) -> fits.BinTableHDU:
+    first = rows[0]
+    n = first.n_channels
+    if any(r.n_channels != n for r in rows):
+        raise ValueError("all rows of a PHA type II file must have the same number of channels")
+    if any(r.poisson_errors != first.poisson_errors for r in rows) or any(
+        (r.sys_err is None) != (first.sys_err is None) for r in rows
+    ):
+        raise ValueError("all rows of a PHA type II file must have the same kind of errors")
+    hdu = fits.BinTableHDU.from_columns(_spectrum_columns(rows, type2), name="SPECTRUM")
+    h = hdu.header
+    for key, value in first.keywords.items():
+        if key not in ("HDUCLAS2",) and isinstance(value, (str, int, float, bool)):
+            h[key] = value
+    h["HDUCLASS"] = "OGIP"
+    h["HDUCLAS1"] = "SPECTRUM"
+    h["HDUCLAS2"] = first.keywords.get("HDUCLAS2", "TOTAL")
+    h["HDUCLAS3"] = "COUNT"
+    h["HDUCLAS4"] = "TYPE:II" if type2 else "TYPE:I"
+    h["HDUVERS"] = "1.2.1"
+    h["POISSERR"] = bool(first.poisson_errors)
+    h["DETCHANS"] = n
+    h["TLMIN1"] = int(np.min(first.channels))
+    h["TLMAX1"] = int(np.max(first.channels))
+    if not type2:
+        h["EXPOSURE"] = first.exposure
+        if np.ndim(first.backscale) == 0:
+            h["BACKSCAL"] = first.backscale
+    h.setdefault("AREASCAL", 1.0)
+    h.setdefault("CORRSCAL", 1.0)
+    for key in ("BACKFILE", "RESPFILE", "ANCRFILE", "CORRFILE"):
+        h.setdefault(key, "none")
+    h.setdefault("CHANTYPE", "PI")
+    return hdu
+
+
+def _ebounds_hdu(pha: PHA) -> fits.BinTableHDU:
+    cols = [
+        fits.Column(name="CHANNEL", format="J", array=pha.channels),
+        fits.Column(name="E_MIN", format="D", array=pha.ebounds[:, 0]),
+        fits.Column(name="E_MAX", format="D", array=pha.ebounds[:, 1]),
+    ]
+    hdu = fits.BinTableHDU.from_columns(cols, name="EBOUNDS")
+    hdu.header.update(HDUCLASS="OGIP", HDUCLAS1="RESPONSE", HDUCLAS2="EBOUNDS", DETCHANS=pha.n_channels)
+    return hdu
+
+
+def write_pha(target: Any, pha: PHA, overwrite: bool = False) -> None:
+    """Write one spectrum as an OGIP PHA type I file (with EBOUNDS when `pha.ebounds` is set).
+
+    `target` is a path or a writable binary file object. Reading the file back with `read_pha`
+    gives the same counts, errors, flags, exposure, backscale and channel numbers.
+    """
+    hdus = [fits.PrimaryHDU(), _spectrum_hdu([pha], type2=False)]
+    if pha.ebounds is not None:
+        hdus.append(_ebounds_hdu(pha))
+    fits.HDUList(hdus).writeto(target, overwrite=overwrite)
+
+
+def write_pha2(target: Any, rows: list[PHA], overwrite: bool = False) -> None:
+    """Write several spectra of one instrument as the rows of an OGIP PHA type II file."""
+    rows = list(rows)
+    if not rows:
+        raise ValueError("write_pha2 needs at least one spectrum")
+    hdus = [fits.PrimaryHDU(), _spectrum_hdu(rows, type2=True)]
+    if rows[0].ebounds is not None:
+        hdus.append(_ebounds_hdu(rows[0]))
+    fits.HDUList(hdus).writeto(target, overwrite=overwrite)
