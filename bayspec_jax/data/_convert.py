@@ -24,3 +24,16 @@ def source_name(label: str | None, index: int | None = None) -> str:
         return "unnamed"
     name = os.path.basename(label) if not label.startswith("<") else label
     return f"{name}:{index}" if index is not None else name
+
+
+def bins_array(values: Any, file_dtype: str | None = None) -> jnp.ndarray:
+    """Energy bounds in the precision the file stored them in (float32 for FITS E columns).
+
+    bayspec computes channel widths, centres and the energy grid from the bounds in that
+    precision, so keeping it makes those numbers agree to the last digit.
+    """
+    array = np.asarray(values)
+    dtype = file_dtype if file_dtype is not None else array.dtype.name
+    if dtype == "float32":
+        return jnp.asarray(array.astype(np.float32))
+    return float_array(array)

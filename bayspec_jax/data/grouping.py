@@ -669,23 +669,23 @@ def _group_membership(flags: ArrayLike, valid: ArrayLike | None):
     if not np.all((flags == 1) | (flags == -1) | (flags == 0)):
         raise ValueError("grouping flags must be 1 (start), -1 (continue) or 0 (none)")
     n_channels = flags.shape[0]
+    valid = None if valid is None else _as_valid_mask(valid, n_channels)
+    n_raw = int(np.sum(flags == 1))
+    if n_raw == 0:
+        return np.full(n_channels, -1, dtype=np.int64), 0
     channels = np.arange(n_channels)
     # The nearest channel at or before each channel whose flag is not -1 opens its group
     # if that flag is 1.
     opener = np.maximum.accumulate(np.where(flags != -1, channels, -1))
     in_group = (opener >= 0) & (flags[np.maximum(opener, 0)] == 1)
-    raw_index = np.cumsum(flags == 1) - 1
-    n_raw = int(np.sum(flags == 1))
+    raw_index = np.maximum(np.cumsum(flags == 1) - 1, 0)
 
     keep = np.ones(n_raw, dtype=bool)
     if valid is not None:
-        valid = _as_valid_mask(valid, n_channels)
-        invalid_members = np.bincount(raw_index[in_group & ~valid], minlength=n_raw)
-        keep = invalid_members == 0
-    new_index = np.cumsum(keep) - 1
-    member = in_group & keep[np.maximum(raw_index, 0)] if n_raw else in_group
-    group_index = np.where(member, new_index[np.maximum(raw_index, 0)] if n_raw else -1, -1)
-    return group_index.astype(np.int64), int(np.sum(keep))
+        keep = np.bincount(raw_index[in_group & ~valid], minlength=n_raw) == 0
+    kept_index = np.cumsum(keep) - 1
+    member = in_group & keep[raw_index]
+    return np.where(member, kept_index[raw_index], -1).astype(np.int64), int(np.sum(keep))
 
 
 def flags_to_group_ids(
@@ -726,10 +726,8 @@ def group_bounds(
     """
     group_index, n_groups = _group_membership(flags, valid)
     channels = np.flatnonzero(group_index >= 0)
-    members = group_index[channels]
-    first = np.full(n_groups, -1, dtype=np.int64)
-    last = np.full(n_groups, -1, dtype=np.int64)
-    # Channels are in order, so the first write per group (reversed) is its first channel.
-    first[members[::-1]] = channels[::-1]
-    last[members] = channels
-    return first, last
+    members = group_index[channels]  # non-decreasing: groups are contiguous and in order
+    ids = np.arange(n_groups)
+    first = channels[np.searchsorted(members, ids, side="left")]
+    last = channels[np.searchsorted(members, ids, side="right") - 1]
+    return first.astype(np.int64), last.astype(np.int64)

@@ -11,7 +11,7 @@ from jaxtyping import Array, Float, Int
 from .._table import Table
 from ..io import ARF, RMF, OGIPError, read_arf, read_rmf, split_source
 from ..params import Par, unif
-from ._convert import float_array, int_array, source_name
+from ._convert import bins_array, float_array, int_array, source_name
 
 ENERGY_GRID_RTOL = 1e-5
 """Relative tolerance within which an ARF's energy grid must match the RMF's."""
@@ -37,7 +37,9 @@ class Response(eqx.Module):
     - `factor`: a multiplicative `Par` (frozen at 1).
     - `channels`: channel numbers ``(nchan,)``; default ``1..nchan``.
     - `name`, `file`: labels.
-    - `chbin_precision`: the precision the file stored EBOUNDS in; noticing compares in it.
+
+    `chbin` and `phbin` keep the precision the file stored them in (float32 for FITS ``E``
+    columns, as bayspec computes with them); `drm` follows JAX's precision.
     """
 
     chbin: Float[Array, "chan 2"]
@@ -49,11 +51,11 @@ class Response(eqx.Module):
     channels: Int[Array, " chan"]
     name: str = eqx.field(static=True)
     file: str | None = eqx.field(static=True)
-    chbin_precision: str = eqx.field(static=True)
 
     def __init__(self, chbin, phbin, drm, ra: Par | None = None, dec: Par | None = None,
                  factor: Par | None = None, channels=None, name: str | None = None,
-                 file: str | None = None, chbin_precision: str = "float64"):
+                 file: str | None = None):
+        chbin_dtype, phbin_dtype = _bins_dtype(chbin), _bins_dtype(phbin)
         chbin_np = np.array(chbin, dtype=np.float64)
         phbin_np = np.array(phbin, dtype=np.float64)
         drm_np = np.array(drm, dtype=np.float64)
@@ -71,14 +73,12 @@ class Response(eqx.Module):
         for label, par in (("ra", ra), ("dec", dec), ("factor", factor)):
             if par is not None and not isinstance(par, Par):
                 raise ValueError(f"{label} must be a bayspec_jax.Par, got {type(par).__name__}")
-        if chbin_precision not in ("float32", "float64"):
-            raise ValueError(f"chbin_precision must be 'float32' or 'float64', got {chbin_precision!r}")
         nchan = chbin_np.shape[0]
         channels_np = np.arange(1, nchan + 1) if channels is None else np.array(channels)
         if channels_np.shape != (nchan,):
             raise ValueError(f"channels must have shape ({nchan},), got {channels_np.shape}")
-        self.chbin = float_array(chbin_np)
-        self.phbin = float_array(phbin_np)
+        self.chbin = bins_array(chbin_np, chbin_dtype)
+        self.phbin = bins_array(phbin_np, phbin_dtype)
         self.drm = float_array(drm_np)
         self.ra = _par(0.0, "right ascension [deg]") if ra is None else ra
         self.dec = _par(0.0, "declination [deg]") if dec is None else dec
@@ -86,16 +86,16 @@ class Response(eqx.Module):
         self.channels = int_array(channels_np)
         self.name = name if name is not None else type(self).__name__.lower()
         self.file = file
-        self.chbin_precision = chbin_precision
 
     # -- loaders ---------------------------------------------------------------------------
 
     @classmethod
     def from_record(cls, rmf: RMF, name: str | None = None) -> Response:
         """Build from a `bayspec_jax.io.RMF` record."""
-        return cls(rmf.chbin, rmf.phbin, rmf.drm, channels=rmf.channels,
+        return cls(rmf.chbin.astype(rmf.chbin_dtype), rmf.phbin.astype(rmf.phbin_dtype), rmf.drm,
+                   channels=rmf.channels,
                    name=name if name is not None else source_name(rmf.file, rmf.extver),
-                   file=rmf.file, chbin_precision=rmf.chbin_dtype)
+                   file=rmf.file)
 
     @classmethod
     def _load(cls, file: Any, ii: int | None, need_extver: bool | None):
@@ -132,10 +132,9 @@ class Response(eqx.Module):
                 f"{type(rmf).__name__} and {type(arf).__name__}"
             )
         check_energy_grids(rmf, arf)
-        drm = np.asarray(rmf.drm) * np.asarray(arf.srp)[:, None]
+        drm = np.asarray(rmf.drm, dtype=np.float64) * np.asarray(arf.srp, dtype=np.float64)[:, None]
         return Response(rmf.chbin, rmf.phbin, drm, channels=rmf.channels,
-                        name=f"{rmf.name}*{arf.name}", file=rmf.file,
-                        chbin_precision=rmf.chbin_precision)
+                        name=f"{rmf.name}*{arf.name}", file=rmf.file)
 
     # -- views -----------------------------------------------------------------------------
 
@@ -223,6 +222,7 @@ class Auxiliary(eqx.Module):
     file: str | None = eqx.field(static=True)
 
     def __init__(self, phbin, srp, name: str | None = None, file: str | None = None):
+        phbin_dtype = _bins_dtype(phbin)
         phbin_np = np.array(phbin, dtype=np.float64)
         srp_np = np.array(srp, dtype=np.float64)
         if phbin_np.ndim != 2 or phbin_np.shape[1] != 2:
@@ -231,7 +231,7 @@ class Auxiliary(eqx.Module):
             raise ValueError(f"srp must have shape ({phbin_np.shape[0]},), got {srp_np.shape}")
         if not np.all(np.isfinite(srp_np)):
             raise ValueError("srp must be finite")
-        self.phbin = float_array(phbin_np)
+        self.phbin = bins_array(phbin_np, phbin_dtype)
         self.srp = float_array(srp_np)
         self.name = name if name is not None else "auxiliary"
         self.file = file
@@ -239,7 +239,7 @@ class Auxiliary(eqx.Module):
     @classmethod
     def from_record(cls, arf: ARF, name: str | None = None) -> Auxiliary:
         """Build from a `bayspec_jax.io.ARF` record."""
-        return cls(arf.phbin, arf.specresp,
+        return cls(arf.phbin.astype(arf.phbin_dtype), arf.specresp,
                    name=name if name is not None else source_name(arf.file, arf.extver),
                    file=arf.file)
 
@@ -304,9 +304,15 @@ class Auxiliary(eqx.Module):
         return f"<details open><summary><b>Auxiliary</b></summary>{self.info.html}</details>"
 
 
+def _bins_dtype(values: Any) -> str:
+    dtype = getattr(values, "dtype", None)
+    return "float32" if dtype is not None and np.dtype(dtype) == np.float32 else "float64"
+
+
 def check_energy_grids(rmf: Redistribution, arf: Auxiliary) -> None:
     """Raise `OGIPError` unless the ARF's photon bins equal the RMF's within `ENERGY_GRID_RTOL`."""
-    rmf_bins, arf_bins = np.asarray(rmf.phbin), np.asarray(arf.phbin)
+    rmf_bins = np.asarray(rmf.phbin, dtype=np.float64)
+    arf_bins = np.asarray(arf.phbin, dtype=np.float64)
     where = f"{rmf.file or rmf.name} x {arf.file or arf.name}"
     if rmf_bins.shape != arf_bins.shape:
         raise OGIPError(

@@ -26,6 +26,7 @@ from .fitsfile import (
 
 _SPECTRUM = dict(names=("SPECTRUM",), hduclas={"HDUCLAS1": ("SPECTRUM",)})
 _EBOUNDS = dict(names=("EBOUNDS",), hduclas={"HDUCLAS2": ("EBOUNDS",)})
+_ROW_FILE_KEYS = ("BACKFILE", "RESPFILE", "ANCRFILE", "CORRFILE")
 _KEYWORDS = (
     "TELESCOP", "INSTRUME", "DETNAM", "FILTER", "OBJECT", "DATE-OBS", "TSTART", "TSTOP",
     "BACKFILE", "RESPFILE", "ANCRFILE", "CORRFILE", "HDUCLAS2", "CHANTYPE",
@@ -382,6 +383,11 @@ def _spectrum_columns(rows: list[PHA], type2: bool) -> list[fits.Column]:
     cols.append(fits.Column(name="GROUPING", format=fmt("I"),
                             array=stack([r.grouping for r in rows])))
     if type2:
+        for key in _ROW_FILE_KEYS:
+            names = [str(r.keywords.get(key, "none")) for r in rows]
+            if any(key in r.keywords for r in rows) and len(set(names)) > 1:
+                width = max(len(name) for name in names)
+                cols.append(fits.Column(name=key, format=f"{width}A", array=np.array(names)))
         cols.append(fits.Column(name="EXPOSURE", format="D",
                                 array=np.array([r.exposure for r in rows])))
         if any(np.ndim(r.backscale) for r in rows):
@@ -407,8 +413,9 @@ def _spectrum_hdu(rows: list[PHA], type2: bool) -> fits.BinTableHDU:
         raise ValueError("all rows of a PHA type II file must have the same kind of errors")
     hdu = fits.BinTableHDU.from_columns(_spectrum_columns(rows, type2), name="SPECTRUM")
     h = hdu.header
+    per_row = {c.name for c in hdu.columns}
     for key, value in first.keywords.items():
-        if key not in ("HDUCLAS2",) and isinstance(value, (str, int, float, bool)):
+        if key not in per_row and key != "HDUCLAS2" and isinstance(value, (str, int, float, bool)):
             h[key] = value
     h["HDUCLASS"] = "OGIP"
     h["HDUCLAS1"] = "SPECTRUM"

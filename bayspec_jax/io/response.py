@@ -47,7 +47,7 @@ class RMF:
     - `channels`: channel numbers ``(nchan,)``.
     - `keywords`, `file`, `extver`: descriptive keywords and where it came from.
     - `chbin_dtype`, `phbin_dtype`: the precision the file stored the energies in
-        (``"float32"`` for FITS E columns); channel selection compares in it, as bayspec does.
+        (``"float32"`` for FITS E columns); bayspec computes with the energies in it.
     """
 
     phbin: np.ndarray
@@ -94,10 +94,12 @@ class ARF:
     - `phbin`: photon energy bins ``(nphot, 2)`` [keV].
     - `specresp`: effective area per bin ``(nphot,)`` [cm^2].
     - `keywords`, `file`, `extver`: descriptive keywords and where it came from.
+    - `phbin_dtype`: the precision the file stored the energies in.
     """
 
     phbin: np.ndarray
     specresp: np.ndarray
+    phbin_dtype: str = "float64"
     keywords: dict = dataclasses.field(default_factory=dict)
     file: str | None = None
     extver: int | None = None
@@ -183,7 +185,8 @@ def read_arf(source: Any, extver: int | None = None) -> ARF:
                 stacklevel=2,
             )
         keywords = {k: hdu.header[k] for k in _KEYWORDS if k in hdu.header}
-        return ARF(phbin=phbin, specresp=specresp, keywords=keywords, file=label, extver=extver)
+        return ARF(phbin=phbin, specresp=specresp, keywords=keywords, file=label, extver=extver,
+                   phbin_dtype=_float_dtype(column(hdu, "ENERG_LO", label)))
 
 
 def _float_dtype(values: Any) -> str:
@@ -295,6 +298,11 @@ def _is_vla(hdu: Any, name: str) -> bool:
 # writing
 
 
+def _fits_float(dtype: str) -> str:
+    """The FITS column format that keeps energies in their recorded precision."""
+    return "E" if dtype == "float32" else "D"
+
+
 def _matrix_hdu(rmf: RMF, name: str, hduclas3: str, extver: int) -> fits.BinTableHDU:
     f_chan, n_chan, n_grp, matrix = [], [], [], []
     first = int(rmf.channels[0])
@@ -307,9 +315,10 @@ def _matrix_hdu(rmf: RMF, name: str, hduclas3: str, extver: int) -> fits.BinTabl
         n_grp.append(starts.size)
         matrix.append(np.concatenate([row[a:b] for a, b in zip(starts, stops)]) if starts.size
                       else np.zeros(0))
+    energy = _fits_float(rmf.phbin_dtype)
     cols = [
-        fits.Column(name="ENERG_LO", format="D", unit="keV", array=rmf.phbin[:, 0]),
-        fits.Column(name="ENERG_HI", format="D", unit="keV", array=rmf.phbin[:, 1]),
+        fits.Column(name="ENERG_LO", format=energy, unit="keV", array=rmf.phbin[:, 0]),
+        fits.Column(name="ENERG_HI", format=energy, unit="keV", array=rmf.phbin[:, 1]),
         fits.Column(name="N_GRP", format="J", array=np.array(n_grp, dtype=np.int32)),
         fits.Column(name="F_CHAN", format="PJ()", array=np.array(f_chan, dtype=object)),
         fits.Column(name="N_CHAN", format="PJ()", array=np.array(n_chan, dtype=object)),
@@ -328,10 +337,11 @@ def _matrix_hdu(rmf: RMF, name: str, hduclas3: str, extver: int) -> fits.BinTabl
 
 
 def _ebounds_hdu(rmf: RMF) -> fits.BinTableHDU:
+    energy = _fits_float(rmf.chbin_dtype)
     cols = [
         fits.Column(name="CHANNEL", format="J", array=rmf.channels),
-        fits.Column(name="E_MIN", format="D", unit="keV", array=rmf.chbin[:, 0]),
-        fits.Column(name="E_MAX", format="D", unit="keV", array=rmf.chbin[:, 1]),
+        fits.Column(name="E_MIN", format=energy, unit="keV", array=rmf.chbin[:, 0]),
+        fits.Column(name="E_MAX", format=energy, unit="keV", array=rmf.chbin[:, 1]),
     ]
     hdu = fits.BinTableHDU.from_columns(cols, name="EBOUNDS")
     hdu.header.update(HDUCLASS="OGIP", HDUCLAS1="RESPONSE", HDUCLAS2="EBOUNDS",
@@ -364,9 +374,10 @@ def write_arf(target: Any, arf: ARF | list[ARF], overwrite: bool = False) -> Non
     curves = arf if isinstance(arf, (list, tuple)) else [arf]
     hdus = [fits.PrimaryHDU()]
     for i, curve in enumerate(curves):
+        energy = _fits_float(curve.phbin_dtype)
         cols = [
-            fits.Column(name="ENERG_LO", format="D", unit="keV", array=curve.phbin[:, 0]),
-            fits.Column(name="ENERG_HI", format="D", unit="keV", array=curve.phbin[:, 1]),
+            fits.Column(name="ENERG_LO", format=energy, unit="keV", array=curve.phbin[:, 0]),
+            fits.Column(name="ENERG_HI", format=energy, unit="keV", array=curve.phbin[:, 1]),
             fits.Column(name="SPECRESP", format="D", unit="cm**2", array=curve.specresp),
         ]
         hdu = fits.BinTableHDU.from_columns(cols, name="SPECRESP")
