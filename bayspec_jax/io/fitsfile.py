@@ -17,6 +17,7 @@ from typing import Any, Union
 
 import numpy as np
 from astropy.io import fits
+from astropy.io.fits.verify import VerifyError
 from astropy.utils.exceptions import AstropyWarning
 
 from .errors import OGIPError
@@ -170,25 +171,74 @@ def find_hdus(
     hdul: fits.HDUList,
     names: Sequence[str],
     hduclas: dict[str, Sequence[str]] | None = None,
+    label: str | None = None,
 ) -> list[Any]:
     """All table extensions whose EXTNAME is one of `names` or whose HDUCLASn keywords match.
 
     `hduclas` maps a keyword (``"HDUCLAS1"``...) to the accepted values; every keyword given must
-    match. Extensions found by EXTNAME come first, in file order.
+    match. Extensions found by EXTNAME come first, in file order. The tables found are checked
+    to be readable (`readable_table`); `label` names the file in errors.
     """
     wanted = {n.upper() for n in names}
     by_name, by_class = [], []
-    for hdu in hdul[1:]:
-        if not is_table(hdu):
+    for position, hdu in enumerate(hdul):
+        if position == 0 or not is_table(hdu):
             continue
-        if _upper(hdu.header.get("EXTNAME")) in wanted:
+        where = f"HDU #{position}"
+        if _upper(header_value(hdu, "EXTNAME", label, extension=where)) in wanted:
             by_name.append(hdu)
         elif hduclas and all(
-            _upper(hdu.header.get(key)) in {v.upper() for v in values}
+            _upper(header_value(hdu, key, label, extension=where)) in {v.upper() for v in values}
             for key, values in hduclas.items()
         ):
             by_class.append(hdu)
-    return by_name + by_class
+    return [readable_table(hdu, label) for hdu in by_name + by_class]
+
+
+def readable_table(hdu: Any, label: str | None) -> Any:
+    """`hdu`, once its column definitions and table data are known to parse.
+
+    A corrupt TFORMn/TTYPEn/TDIMn card or a damaged table otherwise surfaces later as an astropy
+    `KeyError`/`VerifyError`...; here it is an `OGIPError` naming the extension.
+    """
+    try:
+        hdu.columns.names  # noqa: B018 -- parses the column definitions
+        data = hdu.data
+        if data is not None:
+            len(data)
+    except Exception as err:
+        raise OGIPError(
+            "the table cannot be read: its column definitions (TTYPEn, TFORMn, TDIMn...) or its "
+            f"data are corrupt ({type(err).__name__}: {err})",
+            file=label, extension=hdu_name(hdu),
+        ) from err
+    return hdu
+
+
+def hdu_name(hdu: Any, position: int | None = None) -> str:
+    """The EXTNAME of `hdu`, or a placeholder when its EXTNAME card cannot be parsed."""
+    try:
+        return hdu.name
+    except VerifyError:
+        return f"HDU #{position}" if position is not None else "<unparsable EXTNAME>"
+
+
+def header_value(
+    hdu: Any, key: str, label: str | None, default: Any = None, extension: str | None = None
+) -> Any:
+    """The value of header keyword `key` of `hdu` (`default` when absent).
+
+    An unparsable card (``EXPOSURE = NaN``, a broken quote...) is an `OGIPError` naming it.
+    """
+    try:
+        if key not in hdu.header:
+            return default
+        return hdu.header[key]
+    except VerifyError as err:
+        raise OGIPError(
+            f"the header card cannot be parsed ({err})", file=label,
+            extension=extension if extension is not None else hdu_name(hdu), column=key,
+        ) from None
 
 
 def find_hdu(
@@ -200,20 +250,20 @@ def find_hdu(
     extver: int | None = None,
 ) -> Any:
     """The one extension `what` (see `find_hdus`), of version EXTVER `extver` when given."""
-    found = find_hdus(hdul, names, hduclas)
+    found = find_hdus(hdul, names, hduclas, label=label)
     if not found:
         raise OGIPError(
             f"no {what} extension (looked for EXTNAME {' / '.join(names)}"
             + (f" or {_describe_classes(hduclas)}" if hduclas else "")
-            + f"; the file has {[hdu.name for hdu in hdul]})",
+            + f"; the file has {[hdu_name(hdu, i) for i, hdu in enumerate(hdul)]})",
             file=label,
         )
     if extver is None:
         return found[0]
     for hdu in found:
-        if _extver(hdu) == extver:
+        if _extver(hdu, label) == extver:
             return hdu
-    versions = sorted({_extver(hdu) for hdu in found})
+    versions = sorted({_extver(hdu, label) for hdu in found})
     raise OGIPError(
         f"no {what} extension with EXTVER {extver} (present: EXTVER {versions})",
         file=label,
@@ -226,11 +276,11 @@ def _describe_classes(hduclas: dict[str, Sequence[str]]) -> str:
     return " and ".join(f"{k} = {'/'.join(v)}" for k, v in hduclas.items())
 
 
-def _extver(hdu: Any) -> int:
-    value = hdu.header.get("EXTVER", 1)
+def _extver(hdu: Any, label: str) -> int:
+    value = header_value(hdu, "EXTVER", label, default=1)
     try:
         return int(float(value))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return 1
 
 
@@ -247,10 +297,12 @@ def header_number(
     Values written as strings (``EXPOSURE = '9.8'``) are accepted. Returns `default` when absent
     and not `required`.
     """
-    for header in (hdu.header, *headers):
-        if key in header and header[key] is not None and not _is_undefined(header[key]):
-            value = header[key]
+    for owner in (hdu, *headers):
+        value = header_value(owner, key, label) if hasattr(owner, "header") else owner.get(key)
+        if value is not None and not _is_undefined(value):
             try:
+                if isinstance(value, (bool, np.bool_)):
+                    raise TypeError("a logical is not a number")
                 return float(value.strip() if isinstance(value, str) else value)
             except (TypeError, ValueError):
                 raise OGIPError(
@@ -267,9 +319,9 @@ def _is_undefined(value: Any) -> bool:
 
 def header_flag(hdu: Any, key: str, label: str) -> bool | None:
     """A logical header keyword (``T``/``F``, or a string spelling of it), or `None` when absent."""
-    if key not in hdu.header:
+    value = header_value(hdu, key, label)
+    if value is None:
         return None
-    value = hdu.header[key]
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     text = str(value).strip().upper()
@@ -281,7 +333,8 @@ def header_flag(hdu: Any, key: str, label: str) -> bool | None:
 
 
 def column_names(hdu: Any) -> list[str]:
-    return [name.upper() for name in hdu.columns.names]
+    """Upper-case column names; a column without a TTYPEn name is ``""`` (it cannot be asked for)."""
+    return [name.strip().upper() if isinstance(name, str) else "" for name in hdu.columns.names]
 
 
 def has_column(hdu: Any, name: str) -> bool:
@@ -297,21 +350,38 @@ def column(hdu: Any, name: str, label: str) -> np.ndarray:
             extension=hdu.name,
             column=name,
         )
-    return hdu.data[hdu.columns.names[column_names(hdu).index(name.upper())]]
+    try:
+        return hdu.data[hdu.columns.names[column_names(hdu).index(name.upper())]]
+    except Exception as err:  # astropy failing to convert a damaged column (TSCALn, heap...)
+        raise OGIPError(
+            f"the column cannot be read ({type(err).__name__}: {err})",
+            file=label, extension=hdu.name, column=name,
+        ) from err
 
 
-def column_tlmin(hdu: Any, name: str) -> int | None:
+def column_tlmin(hdu: Any, name: str, label: str | None = None) -> int | None:
     """The TLMINn keyword of column `name`, or `None` when absent or unreadable."""
     if not has_column(hdu, name):
         return None
     position = column_names(hdu).index(name.upper()) + 1
-    value = hdu.header.get(f"TLMIN{position}")
-    if value is None:
+    value = header_value(hdu, f"TLMIN{position}", label)
+    if value is None or isinstance(value, (bool, np.bool_)):
         return None
     try:
         return int(float(value))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
+
+
+def header_integer(hdu: Any, key: str, label: str, default: int | None = None) -> int | None:
+    """An integer-valued header keyword (see `header_number`); non-integers are an error."""
+    value = header_number(hdu, key, label)
+    if value is None:
+        return default
+    if not np.isfinite(value) or value != round(value) or abs(value) >= 2**62:
+        raise OGIPError(f"expected an integer, got {value!r}", file=label, extension=hdu.name,
+                        column=key)
+    return int(value)
 
 
 def as_float_array(values: Any, label: str, extension: str, name: str) -> np.ndarray:
@@ -327,6 +397,10 @@ def as_float_array(values: Any, label: str, extension: str, name: str) -> np.nda
 def as_int_array(values: Any, label: str, extension: str, name: str) -> np.ndarray:
     """An integer-valued column as int64; non-integer or non-finite values are an error."""
     as_float = as_float_array(values, label, extension, name)
-    if not np.all(np.isfinite(as_float)) or np.any(as_float != np.round(as_float)):
+    if (
+        not np.all(np.isfinite(as_float))
+        or np.any(as_float != np.round(as_float))
+        or np.any(np.abs(as_float) >= 2.0**62)
+    ):
         raise OGIPError("expected integer values", file=label, extension=extension, column=name)
     return as_float.astype(np.int64)

@@ -19,7 +19,9 @@ from .fitsfile import (
     find_hdus,
     has_column,
     header_flag,
+    header_integer,
     header_number,
+    header_value,
     open_fits,
     split_source,
 )
@@ -150,7 +152,7 @@ def read_pha(source: Any, row: int | None = None) -> PHA:
     target, row, label = split_source(source, row)
     with open_fits(target, label) as hdul:
         hdu = find_hdu(hdul, label=label, what="SPECTRUM", **_SPECTRUM)
-        ebounds_hdus = find_hdus(hdul, **_EBOUNDS)
+        ebounds_hdus = find_hdus(hdul, **_EBOUNDS, label=label)
         return _read_spectrum_hdu(hdu, ebounds_hdus[0] if ebounds_hdus else None, row, label)
 
 
@@ -160,7 +162,7 @@ def count_pha_rows(source: Any) -> int:
     with open_fits(target, label) as hdul:
         hdu = find_hdu(hdul, label=label, what="SPECTRUM", **_SPECTRUM)
         counts_name = _counts_column(hdu, label)
-        return len(hdu.data) if _is_type2(hdu, counts_name) else 1
+        return len(hdu.data) if _is_type2(hdu, counts_name, label) else 1
 
 
 def _counts_column(hdu: Any, label: str) -> str:
@@ -173,15 +175,15 @@ def _counts_column(hdu: Any, label: str) -> str:
     )
 
 
-def _is_type2(hdu: Any, counts_name: str) -> bool:
-    data = column(hdu, counts_name, "")
+def _is_type2(hdu: Any, counts_name: str, label: str) -> bool:
+    data = column(hdu, counts_name, label)
     return np.ndim(data) == 2
 
 
 def _read_spectrum_hdu(hdu: Any, ebounds_hdu: Any, row: int | None, label: str) -> PHA:
     ext = hdu.name
     counts_name = _counts_column(hdu, label)
-    type2 = _is_type2(hdu, counts_name)
+    type2 = _is_type2(hdu, counts_name, label)
     nrows = len(hdu.data) if hdu.data is not None else 0
     if type2:
         if row is None:
@@ -213,7 +215,11 @@ def _read_spectrum_hdu(hdu: Any, ebounds_hdu: Any, row: int | None, label: str) 
         return None
 
     if type2 and has_column(hdu, "EXPOSURE"):
-        exposure = float(as_float_array(cell("EXPOSURE"), label, ext, "EXPOSURE"))
+        exposure = as_float_array(cell("EXPOSURE"), label, ext, "EXPOSURE")
+        if exposure.ndim != 0:
+            raise OGIPError(f"expected one value per row, got shape {exposure.shape}",
+                            file=label, extension=ext, column="EXPOSURE")
+        exposure = float(exposure)
     else:
         exposure = header_number(hdu, "EXPOSURE", label, required=True)
     if not np.isfinite(exposure) or exposure <= 0:
@@ -227,6 +233,9 @@ def _read_spectrum_hdu(hdu: Any, ebounds_hdu: Any, row: int | None, label: str) 
         raise OGIPError(f"expected one value per channel, got shape {values.shape}", file=label,
                         extension=ext, column=counts_name)
     n = values.size
+    if n == 0:
+        raise OGIPError("no channels (the spectrum is empty)", file=label, extension=ext,
+                        column=counts_name)
     is_rate = counts_name == "RATE"
     counts = values * exposure if is_rate else values
 
@@ -312,8 +321,8 @@ def _read_spectrum_hdu(hdu: Any, ebounds_hdu: Any, row: int | None, label: str) 
     elif ebounds_channels is not None and ebounds_channels.size == n:
         channels = ebounds_channels
     else:
-        first = column_tlmin(hdu, "CHANNEL")
-        first = int(header_number(hdu, "TLMIN1", label, default=1)) if first is None else first
+        first = column_tlmin(hdu, "CHANNEL", label)
+        first = header_integer(hdu, "TLMIN1", label, default=1) if first is None else first
         channels = np.arange(first, first + n)
     if ebounds is not None and ebounds.shape[0] != n:
         ebounds = None
@@ -323,7 +332,7 @@ def _read_spectrum_hdu(hdu: Any, ebounds_hdu: Any, row: int | None, label: str) 
         if type2 and has_column(hdu, key):
             keywords[key] = str(np.asarray(cell(key))).strip()
         elif key in hdu.header:
-            keywords[key] = hdu.header[key]
+            keywords[key] = header_value(hdu, key, label)
     return PHA(
         counts=counts, exposure=exposure, stat_err=stat_err, sys_err=sys_err, quality=quality,
         grouping=grouping, backscale=backscale, channels=channels, poisserr=poisserr,

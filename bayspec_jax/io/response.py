@@ -21,7 +21,8 @@ from .fitsfile import (
     column_tlmin,
     find_hdu,
     has_column,
-    header_number,
+    header_integer,
+    header_value,
     open_fits,
     split_source,
 )
@@ -142,17 +143,18 @@ def read_rmf(source: Any, extver: int | None = None) -> RMF:
         ebounds_hdu = find_hdu(hdul, label=label, what="EBOUNDS", **_EBOUNDS)
         chbin, channels = _read_ebounds(ebounds_hdu, label)
         phbin = _read_energies(matrix_hdu, label)
-        detchans = header_number(matrix_hdu, "DETCHANS", label)
-        if detchans is not None and int(detchans) != chbin.shape[0]:
+        detchans = header_integer(matrix_hdu, "DETCHANS", label)
+        if detchans is not None and detchans != chbin.shape[0]:
             raise OGIPError(
-                f"DETCHANS = {int(detchans)} but EBOUNDS has {chbin.shape[0]} channels",
+                f"DETCHANS = {detchans} but EBOUNDS has {chbin.shape[0]} channels",
                 file=label, extension=matrix_hdu.name, column="DETCHANS",
             )
-        offset = column_tlmin(matrix_hdu, "F_CHAN")
+        offset = column_tlmin(matrix_hdu, "F_CHAN", label)
         if offset is None:
             offset = int(channels[0]) if channels is not None else 1
         drm = _dense_matrix(matrix_hdu, phbin.shape[0], chbin.shape[0], offset, label)
-        keywords = {k: matrix_hdu.header[k] for k in _KEYWORDS if k in matrix_hdu.header}
+        keywords = {k: header_value(matrix_hdu, k, label) for k in _KEYWORDS
+                    if k in matrix_hdu.header}
         if channels is None:
             channels = np.arange(offset, offset + chbin.shape[0])
         return RMF(phbin=phbin, chbin=chbin, drm=drm, channels=channels, keywords=keywords,
@@ -184,7 +186,7 @@ def read_arf(source: Any, extver: int | None = None) -> ARF:
                 f"(min {specresp.min():.4g} cm^2) kept as they are",
                 stacklevel=2,
             )
-        keywords = {k: hdu.header[k] for k in _KEYWORDS if k in hdu.header}
+        keywords = {k: header_value(hdu, k, label) for k in _KEYWORDS if k in hdu.header}
         return ARF(phbin=phbin, specresp=specresp, keywords=keywords, file=label, extver=extver,
                    phbin_dtype=_float_dtype(column(hdu, "ENERG_LO", label)))
 
@@ -256,8 +258,8 @@ def _dense_matrix(hdu: Any, nphot: int, nchan: int, offset: int, label: str) -> 
                 f"row {i}: N_GRP = {k} but F_CHAN/N_CHAN hold {f_chan[i].size}/{n_chan[i].size}"
                 " groups", file=label, extension=ext, column="N_GRP",
             )
-        starts = f_chan[i][:k].astype(np.int64) - offset
-        lengths = n_chan[i][:k].astype(np.int64)
+        starts = as_int_array(f_chan[i][:k], label, ext, "F_CHAN") - offset
+        lengths = as_int_array(n_chan[i][:k], label, ext, "N_CHAN")
         total = int(lengths.sum())
         row = np.asarray(matrix[i], dtype=np.float64).ravel()
         if np.any(lengths < 0) or np.any(starts < 0) or np.any(starts + lengths > nchan):
