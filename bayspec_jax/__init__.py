@@ -5,7 +5,7 @@ The library never changes global JAX settings: enable float64 yourself with
 """
 
 from . import io
-from .data import Auxiliary, Background, Redistribution, Response, Source, Spectrum
+from .data import Auxiliary, Background, DataUnit, Redistribution, Response, Source, Spectrum
 from .io import OGIPError
 from .params import Par, logunif, norm, unif
 
@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Auxiliary",
     "Background",
+    "DataUnit",
     "OGIPError",
     "Par",
     "Redistribution",

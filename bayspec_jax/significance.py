@@ -32,11 +32,8 @@ from jaxtyping import Array, ArrayLike, Float, Int
 
 __all__ = ["pgsig", "ppsig", "pgsig_inv", "ppsig_inv"]
 
-# Profiling the systematic scale (Vianello eq. 9): a zooming grid search over the scale
-# factor x = 1 + k. Each round keeps the two grid cells around the best point, shrinking the
-# bracket by (_GRID_POINTS - 1) / 2 = 8; 20 rounds shrink it by ~1e18, below float64 spacing.
-_GRID_POINTS = 17
-_GRID_ROUNDS = 20
+# Newton steps polishing the closed-form roots of the cubic of Vianello eq. 9.
+_NEWTON_STEPS = 4
 
 # Host-side bisection: stop when no float lies between the bracket ends (at most ~1100
 # halvings from any float64 bracket down to the subnormals).
@@ -146,15 +143,53 @@ def _systematic_objective(xp: types.ModuleType, x, n, b, alpha, s2):
     return _li_ma_ts(xp, n, b, alpha * x) + (x - 1.0) ** 2 / s2
 
 
+def _cubic_real_roots(xp: types.ModuleType, c2, c1, c0):
+    """The real roots of `x^3 + c2 x^2 + c1 x + c0`, stacked on a new last axis of size 3.
+
+    Closed form (trigonometric for three real roots, Cardano's in its cancellation-free form
+    for one, then repeated), each root polished by Newton steps on the cubic itself.
+    """
+    shift = c2 / 3.0
+    p = c1 - c2 * shift
+    q = (2.0 * shift * shift - c1) * shift + c0
+    half_q = 0.5 * q
+    disc = half_q * half_q + (p / 3.0) ** 3
+    three = disc < 0
+
+    # Three real roots: t_j = 2 r cos((acos(-q / (2 r^3)) - 2 pi j) / 3), r = sqrt(-p / 3).
+    r = xp.sqrt(xp.where(three, -p / 3.0, 1.0))
+    angle = xp.arccos(xp.clip(xp.where(three, -half_q / r**3, 0.0), -1.0, 1.0)) / 3.0
+    trig = [2.0 * r * xp.cos(angle - 2.0 * np.pi * j / 3.0) for j in range(3)]
+
+    # One real root: w = cbrt(-q/2 -+ sqrt(disc)) of the larger modulus, t = w - p / (3 w).
+    sqrt_disc = xp.sqrt(xp.where(three, 0.0, disc))
+    w = xp.cbrt(-half_q - xp.where(q >= 0, sqrt_disc, -sqrt_disc))
+    has_w = w != 0
+    single = xp.where(has_w, w - p / (3.0 * xp.where(has_w, w, 1.0)), 0.0)
+
+    x = xp.where(three[..., None], xp.stack(trig, axis=-1), single[..., None]) - shift[..., None]
+    c2, c1, c0 = c2[..., None], c1[..., None], c0[..., None]
+    for _ in range(_NEWTON_STEPS):
+        value = ((x + c2) * x + c1) * x + c0
+        slope = (3.0 * x + 2.0 * c2) * x + c1
+        has_slope = slope != 0
+        step = xp.where(has_slope, value / xp.where(has_slope, slope, 1.0), 0.0)
+        x = xp.where(xp.isfinite(step), x - step, x)
+    return x
+
+
 def _systematic_ts(xp: types.ModuleType, n, b, alpha, sigma):
     """Vianello (2018) eq. 9: Li & Ma with `alpha -> alpha (1 + k)`, `k ~ N(0, sigma)` profiled.
 
-    The profile over the Poisson background has the closed form of Li & Ma, so only the scale
-    `x = 1 + k >= 0` is searched numerically. Its optimum lies between 1 and
-    `x0 = n / (alpha b)` (where the on/off ratio is matched); when `n > alpha b` it is also
-    below `1 + sigma^2 (n - alpha b) / (1 + alpha)`. The search is a zooming grid over that
-    bracket (global, unlike a local descent from x = 1); its result is held fixed and the
-    statistic re-evaluated there, which gives exact derivatives (envelope theorem).
+    The Poisson background profiles out in closed form (Li & Ma), leaving the scale
+    `x = 1 + k >= 0` of `alpha`. The objective is `ts(x) = li_ma(n, b, alpha x) +
+    (x - 1)^2 / sigma^2`; its stationary points are the roots of the cubic
+    `alpha x^3 + (1 - alpha) x^2 + (sigma^2 alpha b - 1) x - sigma^2 n`, and its minimum lies
+    between 1 and `x0 = n / (alpha b)` (where the on/off ratio is matched), and when
+    `n > alpha b` also below `1 + sigma^2 (n - alpha b) / (1 + alpha)`. The global minimum is
+    the best of the real roots in that bracket and the bracket's ends (unlike bayspec's local
+    descent from x = 1, which can stall). It is held fixed and the objective re-evaluated
+    there, which gives exact derivatives (envelope theorem).
     """
     s2 = _positive_or_one(xp, sigma * sigma)
     n_, b_, alpha_, s2_ = (_stop_gradient(xp, v) for v in (n, b, alpha, s2))
@@ -166,19 +201,24 @@ def _systematic_ts(xp: types.ModuleType, n, b, alpha, sigma):
     lower = xp.where(excess, 1.0, xp.where(has_expected, matched, 1.0))
     upper = xp.where(excess, xp.minimum(matched, cap), 1.0)
 
-    steps = xp.linspace(0.0, 1.0, _GRID_POINTS, dtype=lower.dtype)
-    last = _GRID_POINTS - 1
-    best = lower
-    for _ in range(_GRID_ROUNDS):
-        grid = lower[..., None] + (upper - lower)[..., None] * steps
-        objective = _systematic_objective(
-            xp, grid, n_[..., None], b_[..., None], alpha_[..., None], s2_[..., None]
-        )
-        objective = xp.where(xp.isnan(objective), xp.inf, objective)
-        index = xp.argmin(objective, axis=-1)[..., None]
-        best = xp.take_along_axis(grid, index, axis=-1)[..., 0]
-        lower = xp.take_along_axis(grid, xp.clip(index - 1, 0, last), axis=-1)[..., 0]
-        upper = xp.take_along_axis(grid, xp.clip(index + 1, 0, last), axis=-1)[..., 0]
+    safe_alpha = _positive_or_one(xp, alpha_)
+    roots = _cubic_real_roots(
+        xp,
+        (1.0 - alpha_) / safe_alpha,
+        (s2_ * expected - 1.0) / safe_alpha,
+        -s2_ * n_ / safe_alpha,
+    )
+    lower_, upper_ = lower[..., None], upper[..., None]
+    candidates = xp.concatenate(
+        [lower_, upper_, xp.clip(xp.where(xp.isnan(roots), lower_, roots), lower_, upper_)],
+        axis=-1,
+    )
+    objective = _systematic_objective(
+        xp, candidates, n_[..., None], b_[..., None], alpha_[..., None], s2_[..., None]
+    )
+    objective = xp.where(xp.isnan(objective), xp.inf, objective)
+    index = xp.argmin(objective, axis=-1)[..., None]
+    best = xp.take_along_axis(candidates, index, axis=-1)[..., 0]
     best = _stop_gradient(xp, best)
     return xp.maximum(_systematic_objective(xp, best, n, b, alpha, s2), 0.0)
 

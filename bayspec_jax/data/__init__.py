@@ -1,6 +1,8 @@
-"""Spectra, responses and (later) data units: immutable equinox pytrees."""
+"""Spectra, responses and data units: immutable equinox pytrees."""
 
 from .response import Auxiliary, Redistribution, Response
 from .spectrum import Background, Source, Spectrum
+from .unit import STATISTICS, DataUnit
 
-__all__ = ["Auxiliary", "Background", "Redistribution", "Response", "Source", "Spectrum"]
+__all__ = ["STATISTICS", "Auxiliary", "Background", "DataUnit", "Redistribution", "Response",
+           "Source", "Spectrum"]

@@ -120,7 +120,8 @@ class PHA:
             stat = self.stat_err
         if self.sys_err is None:
             return np.array(stat, dtype=np.float64)
-        return np.sqrt(stat**2 + (self.counts * self.sys_err) ** 2)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return np.hypot(stat, self.counts * self.sys_err)  # hypot: no overflow of squares
 
 
 def _per_channel(value: Any, n: int, name: str, dtype: Any) -> np.ndarray:
@@ -333,11 +334,16 @@ def _read_spectrum_hdu(hdu: Any, ebounds_hdu: Any, row: int | None, label: str) 
             keywords[key] = str(np.asarray(cell(key))).strip()
         elif key in hdu.header:
             keywords[key] = header_value(hdu, key, label)
-    return PHA(
+    pha = PHA(
         counts=counts, exposure=exposure, stat_err=stat_err, sys_err=sys_err, quality=quality,
         grouping=grouping, backscale=backscale, channels=channels, poisserr=poisserr,
         ebounds=ebounds, keywords=keywords, file=label, row=row,
     )
+    if not np.all(np.isfinite(pha.errors[good])):
+        raise OGIPError("the total errors (STAT_ERR and SYS_ERR x counts in quadrature) overflow "
+                        "in good-quality channels", file=label, extension=ext,
+                        column="SYS_ERR" if sys_err is not None else "STAT_ERR")
+    return pha
 
 
 def _broadcast(values: np.ndarray, n: int, label: str, ext: str, name: str) -> np.ndarray:

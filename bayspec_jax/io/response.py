@@ -250,6 +250,9 @@ def _dense_matrix(hdu: Any, nphot: int, nchan: int, offset: int, label: str) -> 
         n_grp = as_int_array(column(hdu, "N_GRP", label), label, ext, "N_GRP").ravel()
     else:
         n_grp = np.array([row.size for row in f_chan])
+    for name, groups in (("F_CHAN", f_chan), ("N_CHAN", n_chan)):  # integers, checked at once
+        as_int_array(np.concatenate([g[: max(int(k), 0)] for g, k in zip(groups, n_grp)] or [[]]),
+                     label, ext, name)
     row_ids, col_ids, values = [], [], []
     for i in range(nphot):
         k = int(n_grp[i])
@@ -258,8 +261,8 @@ def _dense_matrix(hdu: Any, nphot: int, nchan: int, offset: int, label: str) -> 
                 f"row {i}: N_GRP = {k} but F_CHAN/N_CHAN hold {f_chan[i].size}/{n_chan[i].size}"
                 " groups", file=label, extension=ext, column="N_GRP",
             )
-        starts = as_int_array(f_chan[i][:k], label, ext, "F_CHAN") - offset
-        lengths = as_int_array(n_chan[i][:k], label, ext, "N_CHAN")
+        starts = f_chan[i][:k].astype(np.int64) - offset
+        lengths = n_chan[i][:k].astype(np.int64)
         total = int(lengths.sum())
         row = np.asarray(matrix[i], dtype=np.float64).ravel()
         if np.any(lengths < 0) or np.any(starts < 0) or np.any(starts + lengths > nchan):
