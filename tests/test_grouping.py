@@ -346,7 +346,8 @@ _PHBIN_GAPS_DECREASING = np.stack([_PHBIN[:, 0], _PHBIN[:, 0] + np.float32(6)], 
          [2.0, 2.0, 4.0, 4.0, 4.0, 6.0, 6.0, 4.0]),
         (_PHBIN_GAPS_DECREASING, _gaussian_drm(np.linspace(8, 0, 9), np.full(9, 1.3), 8),
          [4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 2.0]),
-        (_PHBIN, _gaussian_drm([0, 7, 3.5, 3.5, -2, 9, 1, 6, 3], [20, 20, 40, 1, 3, 3, 5, 5, 0.1], 8),
+        (_PHBIN,
+         _gaussian_drm([0, 7, 3.5, 3.5, -2, 9, 1, 6, 3], [20, 20, 40, 1, 3, 3, 5, 5, 0.1], 8),
          [-1.0, -1.0, -1.0, 3.0, 6.0, 12.0, 12.0, 2.0]),
     ],
     ids=["increasing", "decreasing-with-gaps", "open-sides"],
@@ -581,7 +582,8 @@ def _check_well_formed(flags, valid):
     assert not np.any((flags[1:] == -1) & (flags[:-1] == 0)), "a -1 follows a 0"
     assert np.all(flags[~valid] == 0)
     # Every group lies wholly inside the valid channels: none is dropped by the mask.
-    assert [b.tolist() for b in group_bounds(flags)] == [b.tolist() for b in group_bounds(flags, valid)]
+    unmasked, masked = group_bounds(flags), group_bounds(flags, valid)
+    assert [b.tolist() for b in unmasked] == [b.tolist() for b in masked]
 
 
 @settings(max_examples=150, deadline=None)
@@ -667,5 +669,6 @@ def test_group_ids_and_bounds_agree(flags, data):
             expected[a : b + 1] = g
         assert group_ids.tolist() == expected.tolist()
         # Matches the original's slicing of (valid) groups.
-        slices = _original_slices(flags.tolist(), np.ones(len(flags), bool) if mask is None else mask)
+        full_mask = np.ones(len(flags), bool) if mask is None else mask
+        slices = _original_slices(flags.tolist(), full_mask)
         assert np.stack([first, last + 1], 1).tolist() == slices

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from jaxtyping import Bool, Float, Int
+from jaxtyping import Float, Int
 from numpy.typing import ArrayLike
 
 __all__ = [
@@ -128,9 +128,6 @@ class _Thresholds:
     min_sigma: float | None = None
     max_bin: int | None = None
     min_bevt: float | None = None
-
-    def any_set(self) -> bool:
-        return any(value is not None for value in dataclasses.astuple(self))
 
     def met(
         self, src_sum: float, bkg_sum: float, bkg_error_sum: float, alpha: float, stat: str
@@ -557,8 +554,6 @@ def optimal_grouping(
     max_width = math.inf if thresholds.max_bin is None else thresholds.max_bin
 
     def met(first: int, last: int) -> bool:
-        if not thresholds.any_set():
-            return True
         group = slice(first, last + 1)
         return thresholds.met(
             np.sum(src[group]),

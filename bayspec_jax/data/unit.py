@@ -689,19 +689,24 @@ def _grouped_columns(drm: np.ndarray, groups: Groups) -> np.ndarray:
     return grouped[:, : groups.n_groups]
 
 
-def _gammainc_inverse(a: float, target: float) -> float:
-    """``x`` with ``P(a, x) = target`` (regularized lower incomplete gamma), by bisection."""
+@jax.jit
+def _gammainc_inverse_jit(a, target):
     from jax.scipy.special import gammainc
 
-    lo, hi = 0.0, max(1.0, a)
-    while float(gammainc(a, hi)) < target:
-        hi *= 2.0
-    for _ in range(200):
+    hi = jax.lax.while_loop(lambda h: gammainc(a, h) < target, lambda h: 2.0 * h,
+                            jnp.maximum(1.0, a))
+
+    def halve(_, bounds):
+        lo, hi = bounds
         mid = 0.5 * (lo + hi)
-        if float(gammainc(a, mid)) < target:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo <= 1e-15 * hi:
-            break
+        below = gammainc(a, mid) < target
+        return jnp.where(below, mid, lo), jnp.where(below, hi, mid)
+
+    lo, hi = jax.lax.fori_loop(0, 128, halve, (jnp.zeros_like(hi), hi))
     return 0.5 * (lo + hi)
+
+
+def _gammainc_inverse(a: float, target: float) -> float:
+    """``x`` with ``P(a, x) = target`` (regularized lower incomplete gamma), by bisection."""
+    dtype = jnp.result_type(float)
+    return float(_gammainc_inverse_jit(jnp.asarray(a, dtype), jnp.asarray(target, dtype)))

@@ -46,7 +46,6 @@ class OGIPError(ValueError, OSError):
 
 
 def _rebuild(text, file, extension, column):
-    err = OGIPError.__new__(OGIPError)
-    ValueError.__init__(err, text)
+    err = OGIPError(text)  # no location given: the text, which already names it, is kept as is
     err.file, err.extension, err.column = file, extension, column
     return err

@@ -51,7 +51,7 @@ def split_source(source: Any, index: int | None = None) -> tuple[Any, int | None
     if isinstance(source, os.PathLike):
         source = os.fspath(source)
     if isinstance(source, bytes):
-        return source, _as_index(index, "index"), "<bytes>"
+        return source, _as_index(index, "index", "<bytes>"), "<bytes>"
     if isinstance(source, str):
         if not os.path.exists(source):
             match = _INDEX_SUFFIX.match(source)
@@ -59,20 +59,21 @@ def split_source(source: Any, index: int | None = None) -> tuple[Any, int | None
                 embedded = int(match.group("index"))
                 source = match.group("path")
                 index = _merge_index(index, embedded, source)
-        return source, _as_index(index, "index"), source
+        return source, _as_index(index, "index", source), source
     if hasattr(source, "read"):
-        return _read_bytes(source), _as_index(index, "index"), f"<{type(source).__name__}>"
+        label = f"<{type(source).__name__}>"
+        return _read_bytes(source, label), _as_index(index, "index", label), label
     raise OGIPError(
         "expected a path, a 'path:index' string, a binary file object such as io.BytesIO, "
         f"or a (file, index) tuple; got {type(source).__name__}"
     )
 
 
-def _as_index(index: Any, what: str) -> int | None:
+def _as_index(index: Any, what: str, label: str | None = None) -> int | None:
     if index is None:
         return None
     if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
-        raise OGIPError(f"the {what} must be an integer, got {index!r}")
+        raise OGIPError(f"the {what} must be an integer, got {index!r}", file=label)
     return int(index)
 
 
@@ -87,7 +88,7 @@ def _merge_index(explicit: int | None, embedded: int | None, label: str) -> int 
     )
 
 
-def _read_bytes(stream: Any) -> bytes:
+def _read_bytes(stream: Any, label: str) -> bytes:
     """Read a file object whole without moving its position (the caller's object is theirs)."""
     if isinstance(stream, io.BytesIO):
         return stream.getvalue()
@@ -103,7 +104,8 @@ def _read_bytes(stream: Any) -> bytes:
         if position is not None:
             stream.seek(position)
     if isinstance(data, str):
-        raise OGIPError("the file object is opened in text mode; open it in binary mode ('rb')")
+        raise OGIPError("the file object is opened in text mode; open it in binary mode ('rb')",
+                        file=label)
     return bytes(data)
 
 
