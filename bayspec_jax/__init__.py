@@ -5,7 +5,17 @@ The library never changes global JAX settings: enable float64 yourself with
 """
 
 from . import io
-from .data import Auxiliary, Background, DataUnit, Redistribution, Response, Source, Spectrum
+from . import fold, likelihood, models, stats
+from .data import (
+    Auxiliary,
+    Background,
+    Data,
+    DataUnit,
+    Redistribution,
+    Response,
+    Source,
+    Spectrum,
+)
 from .io import OGIPError
 from .params import Par, logunif, norm, unif
 
@@ -14,6 +24,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Auxiliary",
     "Background",
+    "Data",
     "DataUnit",
     "OGIPError",
     "Par",
@@ -21,8 +32,12 @@ __all__ = [
     "Response",
     "Source",
     "Spectrum",
+    "fold",
     "io",
+    "likelihood",
     "logunif",
+    "models",
     "norm",
+    "stats",
     "unif",
 ]

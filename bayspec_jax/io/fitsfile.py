@@ -117,18 +117,24 @@ def open_fits(target: str | bytes, label: str) -> Iterator[fits.HDUList]:
     failure while the block reads the file is also reported as an `OGIPError`.
     """
     if isinstance(target, bytes):
-        if target[:2] == _GZIP_MAGIC:
-            try:
-                target = gzip.decompress(target)
-            except (OSError, EOFError) as err:
-                raise OGIPError(f"corrupt gzip data: {err}", file=label) from err
-        opener: Any = io.BytesIO(target)
+        opener: Any = io.BytesIO(_gunzip(target, label))
     else:
         if not os.path.exists(target):
             raise OGIPError("no such file", file=label)
         if os.path.isdir(target):
             raise OGIPError("is a directory, expected a FITS file", file=label)
         opener = target
+        try:
+            with open(target, "rb") as handle:
+                if handle.read(2) == _GZIP_MAGIC:
+                    # astropy silently stops at the end of a truncated gzip stream (dropping the
+                    # HDUs after it): decompress here, where a cut stream is an error.
+                    handle.seek(0)
+                    opener = io.BytesIO(_gunzip(handle.read(), label))
+        except OGIPError:
+            raise
+        except OSError as err:
+            raise OGIPError(f"cannot be read ({err})", file=label) from err
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -137,7 +143,11 @@ def open_fits(target: str | bytes, label: str) -> Iterator[fits.HDUList]:
             raise
         except Exception as err:  # astropy raises OSError, ValueError, TypeError...
             raise OGIPError(f"not a readable FITS file ({err})", file=label) from err
-    _raise_on_damage(caught, label)
+    try:
+        _raise_on_damage(caught, label)
+    except OGIPError:
+        hdul.close()  # do not leak the file handle of a damaged file
+        raise
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AstropyWarning)
@@ -152,10 +162,24 @@ def open_fits(target: str | bytes, label: str) -> Iterator[fits.HDUList]:
         hdul.close()
 
 
+def _gunzip(data: bytes, label: str) -> bytes:
+    """`data`, decompressed when it is gzip-compressed; a corrupt or cut stream is an error."""
+    if data[:2] != _GZIP_MAGIC:
+        return data
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError) as err:
+        raise OGIPError(f"corrupt gzip data: {err}", file=label) from err
+
+
 def _raise_on_damage(caught: Sequence[warnings.WarningMessage], label: str) -> None:
     for record in caught:
+        # Only astropy's own reports on this file: a ResourceWarning about another, leaked file
+        # (whose path may say "truncated") or "comment will be truncated" are not damage.
+        if not issubclass(record.category, AstropyWarning):
+            continue
         text = str(record.message)
-        if "truncated" in text:
+        if text.startswith("File may have been truncated"):
             raise OGIPError("the file is truncated (shorter than its headers declare)", file=label)
         if "Error validating header" in text:
             raise OGIPError(f"a header is corrupt ({text.splitlines()[0]})", file=label)

@@ -1,0 +1,45 @@
+"""From a photon model to expected count rates: integrate over photon bins, fold through DRMs.
+
+A model is any function ``model(energy, params) -> photon flux density`` [ph/cm^2/s/keV]
+written with `jax.numpy`, elementwise in `energy` (any shape) for a `params` pytree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+Model = Callable[[Array, Any], Array]
+
+
+def integrate_bins(
+    model: Model, params: Any, egrid: Float[Array, "*batch nbin_ngrid"], ngrid: int
+) -> Float[Array, "*batch nbin"]:
+    """Photon flux per photon bin [ph/cm^2/s]: the trapezoidal rule on `ngrid` points per bin.
+
+    **Arguments:**
+
+    - `model`: ``model(energy, params)``, elementwise in energy.
+    - `params`: the model's parameters (any pytree).
+    - `egrid`: ``ngrid`` energies per bin, edges included, flattened (`DataUnit.egrid`).
+    - `ngrid`: points per bin.
+    """
+    energy = egrid.reshape(*egrid.shape[:-1], -1, ngrid)
+    flux = model(energy, params)
+    return jnp.sum(0.5 * (flux[..., 1:] + flux[..., :-1]) * jnp.diff(energy, axis=-1), axis=-1)
+
+
+def fold(
+    photon_flux: Float[Array, "*batch nphot"], drm: Float[Array, "*batch nphot ngroup"]
+) -> Float[Array, "*batch ngroup"]:
+    """Expected count rate per group [counts/s]: ``photon_flux @ drm`` (batched)."""
+    return jnp.einsum("...p,...pg->...g", photon_flux, drm)
+
+
+def model_ctsrate(model: Model, params: Any, unit: Any) -> Float[Array, " group"]:
+    """A unit's expected count rate per group, through its corrected grouped DRM."""
+    flux = integrate_bins(model, params, unit.egrid, unit.ngrid)
+    return fold(flux, unit.corr_rsp_drm)
