@@ -33,7 +33,7 @@ from jaxtyping import Array, ArrayLike, Float, Int
 __all__ = ["pgsig", "ppsig", "pgsig_inv", "ppsig_inv"]
 
 # Newton steps polishing the closed-form roots of the cubic of Vianello eq. 9.
-_NEWTON_STEPS = 4
+_NEWTON_STEPS = 2
 
 # Host-side bisection: stop when no float lies between the bracket ends (at most ~1100
 # halvings from any float64 bracket down to the subnormals).
@@ -138,11 +138,6 @@ def _li_ma_ts(xp: types.ModuleType, n, b, alpha):
     return 2.0 * (_poisson_deviance(xp, n, alpha * off_mean) + _poisson_deviance(xp, b, off_mean))
 
 
-def _systematic_objective(xp: types.ModuleType, x, n, b, alpha, s2):
-    """Test statistic of Vianello eq. 9 at a fixed scale factor `x = 1 + k` of `alpha`."""
-    return _li_ma_ts(xp, n, b, alpha * x) + (x - 1.0) ** 2 / s2
-
-
 def _cubic_real_roots(xp: types.ModuleType, c2, c1, c0):
     """The real roots of `x^3 + c2 x^2 + c1 x + c0`, stacked on a new last axis of size 3.
 
@@ -178,75 +173,72 @@ def _cubic_real_roots(xp: types.ModuleType, c2, c1, c0):
     return x
 
 
-def _systematic_ts(xp: types.ModuleType, n, b, alpha, sigma):
-    """Vianello (2018) eq. 9: Li & Ma with `alpha -> alpha (1 + k)`, `k ~ N(0, sigma)` profiled.
+def _systematic_scale(xp: types.ModuleType, n, b, alpha, s2):
+    """Vianello (2018) eq. 9: the scale `x = 1 + k >= 0` of `alpha` that the null fits.
 
-    The Poisson background profiles out in closed form (Li & Ma), leaving the scale
-    `x = 1 + k >= 0` of `alpha`. The objective is `ts(x) = li_ma(n, b, alpha x) +
-    (x - 1)^2 / sigma^2`; its stationary points are the roots of the cubic
+    A Gaussian systematic `k ~ N(0, sigma)` on `alpha` adds `(x - 1)^2 / sigma^2` to the test
+    statistic of Li & Ma at `alpha x` (the Poisson background profiles out in closed form).
+    The stationary points of that objective are the roots of the cubic
     `alpha x^3 + (1 - alpha) x^2 + (sigma^2 alpha b - 1) x - sigma^2 n`, and its minimum lies
     between 1 and `x0 = n / (alpha b)` (where the on/off ratio is matched), and when
     `n > alpha b` also below `1 + sigma^2 (n - alpha b) / (1 + alpha)`. The global minimum is
     the best of the real roots in that bracket and the bracket's ends (unlike bayspec's local
-    descent from x = 1, which can stall). It is held fixed and the objective re-evaluated
-    there, which gives exact derivatives (envelope theorem).
+    descent from x = 1, which can stall). Not differentiated: the caller re-evaluates the
+    objective at this fixed point, which gives exact derivatives (envelope theorem).
     """
-    s2 = _positive_or_one(xp, sigma * sigma)
-    n_, b_, alpha_, s2_ = (_stop_gradient(xp, v) for v in (n, b, alpha, s2))
-    expected = alpha_ * b_
+    n, b, alpha, s2 = (_stop_gradient(xp, v) for v in (n, b, alpha, s2))
+    expected = alpha * b
     has_expected = expected > 0
-    matched = xp.where(has_expected, n_ / _positive_or_one(xp, expected), xp.inf)
-    excess = n_ > expected
-    cap = 1.0 + s2_ * (n_ - expected) / (1.0 + alpha_)
+    matched = xp.where(has_expected, n / _positive_or_one(xp, expected), xp.inf)
+    excess = n > expected
+    cap = 1.0 + s2 * (n - expected) / (1.0 + alpha)
     lower = xp.where(excess, 1.0, xp.where(has_expected, matched, 1.0))
     upper = xp.where(excess, xp.minimum(matched, cap), 1.0)
 
-    safe_alpha = _positive_or_one(xp, alpha_)
+    safe_alpha = _positive_or_one(xp, alpha)
     roots = _cubic_real_roots(
-        xp,
-        (1.0 - alpha_) / safe_alpha,
-        (s2_ * expected - 1.0) / safe_alpha,
-        -s2_ * n_ / safe_alpha,
+        xp, (1.0 - alpha) / safe_alpha, (s2 * expected - 1.0) / safe_alpha, -s2 * n / safe_alpha
     )
-    lower_, upper_ = lower[..., None], upper[..., None]
+    lower, upper = lower[..., None], upper[..., None]
     candidates = xp.concatenate(
-        [lower_, upper_, xp.clip(xp.where(xp.isnan(roots), lower_, roots), lower_, upper_)],
-        axis=-1,
+        [lower, upper, xp.clip(xp.where(xp.isnan(roots), lower, roots), lower, upper)], axis=-1
     )
-    objective = _systematic_objective(
-        xp, candidates, n_[..., None], b_[..., None], alpha_[..., None], s2_[..., None]
-    )
+    n, b, alpha, s2 = n[..., None], b[..., None], alpha[..., None], s2[..., None]
+    # Choosing among candidates does not need the deviance's accurate form near its zero.
+    alpha = alpha * candidates
+    total = _positive_or_one(xp, n + b)
+    on_ratio = (1.0 + alpha) * n / (_positive_or_one(xp, alpha) * total)
+    on_term = _xlogy(xp, n, xp.where(alpha > 0, on_ratio, xp.inf))
+    off_term = _xlogy(xp, b, (1.0 + alpha) * b / total)
+    objective = 2.0 * (on_term + off_term) + (candidates - 1.0) ** 2 / s2
     objective = xp.where(xp.isnan(objective), xp.inf, objective)
     index = xp.argmin(objective, axis=-1)[..., None]
-    best = xp.take_along_axis(candidates, index, axis=-1)[..., 0]
-    best = _stop_gradient(xp, best)
-    return xp.maximum(_systematic_objective(xp, best, n, b, alpha, s2), 0.0)
+    return _stop_gradient(xp, xp.take_along_axis(candidates, index, axis=-1)[..., 0])
 
 
 def _ppsig(xp: types.ModuleType, n, b, alpha, sigma, k, with_systematic: bool):
+    """Li & Ma at an effective `alpha` (Vianello eq. 7 and 9 only change that `alpha` and,
+    for eq. 9, add a penalty); the sign is always that of `n - alpha b`."""
     expected = alpha * b
-    excess = n - expected
     nonnegative = n >= expected
-    lima = _signed_root(xp, _li_ma_ts(xp, n, b, alpha), nonnegative, excess, alpha * (n + b))
-
-    # Vianello eq. 7 is Li & Ma at alpha (1 + k); the sign stays that of n - alpha b.
-    bounded_alpha = alpha * (1.0 + k)
-    bounded = _signed_root(
-        xp,
-        _li_ma_ts(xp, n, b, bounded_alpha),
-        nonnegative,
-        n - bounded_alpha * b,
-        bounded_alpha * (n + b),
-    )
-    result = xp.where(k > 0, bounded, lima)
-
+    bounded = k > 0
+    effective_alpha = xp.where(bounded, alpha * (1.0 + k), alpha)
+    penalty = xp.zeros_like(n)
+    variance = effective_alpha * (n + b)
     if with_systematic:
-        variance = alpha * (n + b) + (expected * sigma) ** 2
-        gaussian = _signed_root(
-            xp, _systematic_ts(xp, n, b, alpha, sigma), nonnegative, excess, variance
-        )
-        result = xp.where(sigma > 0, gaussian, result)
+        gaussian = sigma > 0
+        s2 = _positive_or_one(xp, sigma * sigma)
+        scale = _systematic_scale(xp, n, b, alpha, s2)
+        effective_alpha = xp.where(gaussian, alpha * scale, effective_alpha)
+        penalty = xp.where(gaussian, (scale - 1.0) ** 2 / s2, penalty)
+        # Near n = alpha b the scale is ~1, and sigma adds (alpha b sigma)^2 to the variance.
+        variance = xp.where(gaussian, alpha * (n + b) + (expected * sigma) ** 2, variance)
+        zero_expected = xp.where(gaussian, expected, effective_alpha * b)
+    else:
+        zero_expected = effective_alpha * b
 
+    ts = xp.maximum(_li_ma_ts(xp, n, b, effective_alpha) + penalty, 0.0)
+    result = _signed_root(xp, ts, nonnegative, n - zero_expected, variance)
     invalid = ~(alpha > 0) | ~(sigma >= 0) | ~(k >= 0)
     return xp.where(invalid, xp.nan, result)
 

@@ -17,8 +17,11 @@ from .._table import Table
 from .stack import Stack, build_stack, plan_stacks
 from .unit import DataUnit
 
-UNIT_VIEWS = tuple(sorted(name for name, value in vars(DataUnit).items()
-                          if isinstance(value, property)))
+UNIT_VIEWS = tuple(sorted(
+    [name for name, value in vars(DataUnit).items() if isinstance(value, property)]
+    + ["qualifying", "noticing", "grouping", "rebining", "group_ids", "rebin_ids", "rsp_drm",
+       "rsp_re_drm", "n_groups", "n_rebins"]
+))
 """Every `DataUnit` property; ``data.<name>`` is the list of it over the units."""
 
 UNIT_METHODS = ("net_counts_upperlimit", "net_ctsrate_upperlimit",

@@ -1,0 +1,165 @@
+"""Per-bin statistics: bayspec's EDGE cases, XSPEC's formulas written out, gradients."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bayspec_jax import stats
+
+NAMES = ("pgstat", "cstat", "pstat", "chi2")
+_wstat = jax.jit(stats.wstat)
+_pgstat = jax.jit(stats.pgstat)
+
+
+def _edge(reference):
+    edge = reference["EDGE"]
+    inputs = {k: (np.asarray(v, float) if isinstance(v, list) else v)
+              for k, v in edge["inputs"].items()}
+    return inputs, edge["results"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_edge_cases_match_bayspec(name, reference):
+    inputs, results = _edge(reference)
+    loglike, sign = stats.pointwise(name, inputs["S"], inputs["B"], inputs["m"], inputs["ts"],
+                                    inputs["tb"], inputs["sigma_S"], inputs["sigma_B"])
+    expected = np.array([float(x) for x in results[name]["pointwise_loglike"]])
+    np.testing.assert_array_equal(np.isinf(np.asarray(loglike)), np.isinf(expected))
+    finite = np.isfinite(expected)
+    np.testing.assert_allclose(np.asarray(loglike)[finite], expected[finite], rtol=1e-12, atol=0)
+    # Signs agree except at an exact tie (data == model): bayspec's numba fastmath turns
+    # 10/10 - 0/20 - 1 into a tiny positive number there; the bin's loglike is 0 either way.
+    tie = (inputs["S"] / inputs["ts"] - inputs["B"] / inputs["tb"] - inputs["m"] == 0)
+    if name in ("pstat", "chi2"):
+        tie[:] = False
+    expected_sign = np.asarray(results[name]["pointwise_sign"])
+    np.testing.assert_array_equal(np.asarray(sign)[~tie], expected_sign[~tie])
+    assert np.all(np.asarray(loglike)[tie] == 0)
+
+
+def _wstat_xspec(S, B, m, ts, tb):
+    """XSPEC manual, appendix B (W statistic), written out per bin: -2 log L relative."""
+    if S == 0:
+        return ts * m - B * math.log(tb / (ts + tb))
+    if B == 0:
+        if m <= S / (ts + tb):
+            return -tb * m - S * math.log(ts / (ts + tb))
+        return ts * m + S * (math.log(S) - math.log(ts * m) - 1)
+    d = math.sqrt(((ts + tb) * m - S - B) ** 2 + 4 * (ts + tb) * B * m)
+    f = (S + B - (ts + tb) * m + d) / (2 * (ts + tb))
+    return 2 * (ts * m + (ts + tb) * f - S * math.log(ts * m + ts * f) - B * math.log(tb * f)
+                - S * (1 - math.log(S)) - B * (1 - math.log(B))) / 2
+
+
+def _pgstat_xspec(S, B, m, ts, tb, sigma):
+    """XSPEC manual, appendix B (PG statistic), profile over the background, per bin."""
+    d = math.sqrt((ts * sigma**2 - tb * B + tb**2 * m) ** 2
+                  - 4 * tb**2 * (ts * sigma**2 * m - S * sigma**2 - tb * B * m))
+    f = (-(ts * sigma**2 - tb * B + tb**2 * m) + d) / (2 * tb**2)
+    value = ts * (m + f) + (B - tb * f) ** 2 / (2 * sigma**2)
+    if S > 0:
+        value += S * (math.log(S) - math.log(ts * (m + f)) - 1)
+    return value
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 60), st.integers(0, 60), st.floats(0.01, 20.0), st.floats(0.5, 50.0),
+       st.floats(0.5, 50.0))
+def test_wstat_equals_the_xspec_formula(S, B, m, ts, tb):
+    loglike, _ = _wstat(float(S), float(B), m, ts, tb, 0.0, 0.0)
+    expected = _wstat_xspec(float(S), float(B), m, ts, tb)
+    # XSPEC's bayspec-style relative form: -2 loglike equals 2 * (XSPEC's W contribution).
+    np.testing.assert_allclose(-float(loglike), expected, rtol=1e-9, atol=1e-9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 200), st.floats(0.0, 100.0), st.floats(0.01, 20.0),
+       st.floats(0.5, 20.0), st.floats(0.5, 20.0), st.floats(0.5, 20.0))
+def test_pgstat_equals_the_xspec_formula(S, B, m, ts, tb, sigma):
+    loglike, _ = _pgstat(float(S), B, m, ts, tb, 0.0, sigma)
+    expected = _pgstat_xspec(float(S), B, m, ts, tb, sigma)
+    np.testing.assert_allclose(-float(loglike), expected, rtol=1e-8, atol=1e-8)
+
+
+def test_pstat_and_chi2_formulas():
+    S, m, ts = 7.0, 0.4, 10.0
+    loglike, _ = stats.pstat(S, 0.0, m, ts, 1.0, 0.0, 0.0)
+    np.testing.assert_allclose(float(loglike), S * math.log(m * ts / S) - m * ts + S, rtol=1e-14)
+    loglike, _ = stats.gstat(20.0, 8.0, 1.0, 10.0, 20.0, 4.0, 2.0)
+    net, var = 20.0 - 8.0 * 0.5, 16.0 + 1.0
+    np.testing.assert_allclose(float(loglike), -0.5 * (net - 10.0) ** 2 / var, rtol=1e-14)
+
+
+def _grad_inputs():
+    # S = 0, B = 0, sigma_B = 0, m = 0, one at a time and together.
+    return [
+        (0.0, 3.0, 0.2, 1.0), (5.0, 0.0, 0.2, 1.0), (5.0, 3.0, 0.2, 0.0), (5.0, 3.0, 0.0, 1.0),
+        (0.0, 0.0, 0.0, 0.0), (0.0, 0.0, 0.3, 0.0), (4.0, 0.0, 0.0, 0.0),
+    ]
+
+
+@pytest.mark.parametrize("name", ["pgstat", "cstat", "pstat", "chi2"])
+@pytest.mark.parametrize("S, B, m, sigma_B", _grad_inputs())
+def test_gradients_are_finite_at_zeros(name, S, B, m, sigma_B):
+    def total(m_, S_, B_, sB_):
+        ll, _ = stats.pointwise(name, S_, B_, m_, 10.0, 20.0, jnp.sqrt(S_ + 1.0), sB_)
+        return jnp.where(jnp.isfinite(ll), ll, 0.0).sum()
+
+    grads = jax.jit(jax.grad(total, argnums=(0, 1, 2, 3)))(
+        *(jnp.asarray([v]) for v in (m, S, B, sigma_B)))
+    for g in grads:
+        assert np.all(np.isfinite(np.asarray(g))), (name, grads)
+
+
+def test_invalid_model_rejects_only_its_unit():
+    S = jnp.array([[3.0, 4.0], [3.0, 4.0]])
+    m = jnp.array([[0.3, jnp.nan], [0.3, 0.4]])
+
+    def total(rates):
+        ll, _ = stats.pointwise("pgstat", S, S, rates, 10.0, 10.0, jnp.sqrt(S), jnp.sqrt(S))
+        per_unit = ll.sum(-1)
+        return per_unit[1], per_unit
+
+    (value, per_unit), grad = jax.value_and_grad(total, has_aux=True)(m)
+    assert np.isneginf(float(per_unit[0])) and np.isfinite(float(per_unit[1]))
+    assert np.all(np.isfinite(np.asarray(grad)))
+
+
+def test_cstat_without_background_is_cash():
+    # W-stat with B = 0 differs from Cash where m < S / (ts + tb)
+    S, m = jnp.array([0.0, 3.0, 10.0]), jnp.array([0.1, 0.05, 0.2])
+    with_bkg, _ = stats.pointwise("cstat", S, 0 * S, m, 10.0, 10.0, S, S, has_background=True)
+    cash, _ = stats.pointwise("cstat", S, 0 * S, m, 10.0, 10.0, S, S, has_background=False)
+    pstat, _ = stats.pstat(S, 0 * S, m, 10.0, 10.0, S, S)
+    np.testing.assert_array_equal(np.asarray(cash), np.asarray(pstat))
+    assert not np.allclose(np.asarray(with_bkg), np.asarray(cash))
+
+
+def test_pseudo_residual_and_total():
+    loglike = jnp.array([-2.0, -0.5, 0.0])
+    sign = jnp.array([1.0, -1.0, 0.0])
+    np.testing.assert_allclose(np.asarray(stats.pseudo_residual(loglike, sign)), [2.0, -1.0, 0.0])
+    assert float(stats.total_statistic(loglike, 2.0)) == 10.0
+    assert np.all(np.isfinite(np.asarray(jax.grad(
+        lambda x: stats.pseudo_residual(x, sign).sum())(loglike))))
+
+
+def test_float32_close_to_float64(reference):
+    inputs, _ = _edge(reference)
+    with jax.enable_x64(False):
+        for name in NAMES:
+            args = [jnp.asarray(inputs[k], jnp.float32) for k in ("S", "B", "m")]
+            loglike32, _ = stats.pointwise(name, *args, 10.0, 20.0,
+                                           jnp.asarray(inputs["sigma_S"], jnp.float32),
+                                           jnp.asarray(inputs["sigma_B"], jnp.float32))
+            assert loglike32.dtype == jnp.float32
+            loglike64, _ = stats.pointwise(name, inputs["S"], inputs["B"], inputs["m"], 10.0, 20.0,
+                                           inputs["sigma_S"], inputs["sigma_B"])
+            finite = np.isfinite(np.asarray(loglike64))
+            np.testing.assert_allclose(np.asarray(loglike32)[finite],
+                                       np.asarray(loglike64)[finite], rtol=1e-5, atol=1e-6)
