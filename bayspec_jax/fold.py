@@ -35,7 +35,12 @@ def integrate_bins(
 def fold(
     photon_flux: Float[Array, "*batch nphot"], drm: Float[Array, "*batch nphot ngroup"]
 ) -> Float[Array, "*batch ngroup"]:
-    """Expected count rate per group [counts/s]: ``photon_flux @ drm`` (batched)."""
+    """Expected count rate per group [counts/s]: ``photon_flux @ drm`` (batched).
+
+    A `drm` with a leading axis of 1 is shared by every row of `photon_flux`: one matrix product.
+    """
+    if drm.ndim == 3 and drm.shape[0] == 1 and photon_flux.ndim == 2:
+        return photon_flux @ drm[0]
     return jnp.einsum("...p,...pg->...g", photon_flux, drm)
 
 

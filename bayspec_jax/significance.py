@@ -221,8 +221,8 @@ def _ppsig(xp: types.ModuleType, n, b, alpha, sigma, k, with_systematic: bool):
     for eq. 9, add a penalty); the sign is always that of `n - alpha b`."""
     expected = alpha * b
     nonnegative = n >= expected
-    bounded = k > 0
-    effective_alpha = xp.where(bounded, alpha * (1.0 + k), alpha)
+    # Li & Ma is eq. 7 with k = 0 (which also makes d/dk at k = 0 the one-sided derivative).
+    effective_alpha = alpha * (1.0 + k)
     penalty = xp.zeros_like(n)
     variance = effective_alpha * (n + b)
     if with_systematic:

@@ -190,3 +190,13 @@ def test_float32(data_dir):
         value = likelihood.loglike(models.cpl, jnp.asarray(JOINT_PARAMS, jnp.float32), data)
         assert value.dtype == jnp.float32
         np.testing.assert_allclose(float(value), -209.82250450302072, rtol=1e-4)
+
+
+def test_identical_responses_are_stored_once(joint):
+    same = bj.Data([(f"n{i}", joint["nai"]) for i in range(3)])
+    assert [s.drm.shape[0] for s in same.stacked] == [1]
+    single = float(likelihood.loglike(models.cpl, JOINT_PARAMS, bj.Data([("n", joint["nai"])])))
+    np.testing.assert_allclose(float(likelihood.loglike(models.cpl, JOINT_PARAMS, same)),
+                               3 * single, rtol=1e-12)
+    distinct = _copies(joint, 2)
+    assert all(s.drm.shape[0] == s.n_units for s in distinct.stacked)

@@ -26,7 +26,8 @@ class Stack(eqx.Module):
     """Units of one statistic, padded to ``(nphot, ngroup)`` with masks (leading axis: unit).
 
     **Fields:** `egrid` ``(unit, nphot * ngrid)``; `photon_mask` ``(unit, nphot)``; `drm` the
-    grouped DRM ``(unit, nphot, ngroup)``; `group_mask` ``(unit, ngroup)``; `src_counts`,
+    grouped DRM ``(unit, nphot, ngroup)``, or ``(1, nphot, ngroup)`` when every unit of the stack
+    has the same one (stored once, folded with one matrix product); `group_mask` ``(unit, ngroup)``; `src_counts`,
     `bkg_counts`, `src_errors`, `bkg_errors` ``(unit, ngroup)``; `src_efficiency`,
     `bkg_efficiency`, `weight` ``(unit,)``; `sf`, `bf`, `rf` the data-layer factors ``(unit,)``;
     `has_background` ``(unit,)``; static: `stat`, `ngrid` and `positions` (each unit's index in
@@ -35,7 +36,7 @@ class Stack(eqx.Module):
 
     egrid: Float[Array, "unit nphot_ngrid"]
     photon_mask: Bool[Array, "unit nphot"]
-    drm: Float[Array, "unit nphot ngroup"]
+    drm: Float[Array, "unit_or_1 nphot ngroup"]
     group_mask: Bool[Array, "unit ngroup"]
     src_counts: Float[Array, "unit ngroup"]
     bkg_counts: Float[Array, "unit ngroup"]
@@ -132,6 +133,8 @@ def build_stack(units: Sequence, positions: Sequence[int]) -> Stack:
         per_unit["bf"][row] = float(unit.bkg.factor.value)
         per_unit["rf"][row] = float(unit.rsp.factor.value)
         has_background[row] = unit.bkg_given
+    if k > 1 and all(np.array_equal(drm[0], drm[i]) for i in range(1, k)):
+        drm = drm[:1]  # one shared response: stored once
     return Stack(
         egrid=float_array(egrid), photon_mask=jnp.asarray(photon_mask), drm=float_array(drm),
         group_mask=jnp.asarray(group_mask),
