@@ -39,6 +39,7 @@ _NEWTON_STEPS = 2
 # halvings from any float64 bracket down to the subnormals).
 _MAX_BISECTIONS = 2200
 _MAX_DOUBLINGS = 100
+_MAX_INTEGER_STEPS = 64
 
 # Terms of the series for the Poisson deviance near its zero (|v| < 0.1: 1e-2 per term).
 _SERIES_TERMS = 9
@@ -265,7 +266,9 @@ def _any_positive(value) -> bool:
 
 _pgsig_jit = jax.jit(lambda n, b, sigma: _pgsig(jnp, n, b, sigma))
 _ppsig_jit = jax.jit(
-    lambda n, b, alpha, sigma, k, with_systematic: _ppsig(jnp, n, b, alpha, sigma, k, with_systematic),
+    lambda n, b, alpha, sigma, k, with_systematic: _ppsig(
+        jnp, n, b, alpha, sigma, k, with_systematic
+    ),
     static_argnums=5,
 )
 
@@ -280,8 +283,10 @@ def pgsig(n: ArrayLike, b: ArrayLike, sigma: ArrayLike) -> Float[Array, "*batch"
 
     `sigma == 0` gives the limit of a known background, `sqrt(2 (n log(n / b) - n + b))` with
     its sign (`+inf` for `n > 0` over `b == 0`); bayspec 0.4.5 returns NaN there.
-    Finite and NaN-free gradients everywhere with `n >= 0`, `sigma > 0`. The derivative in
-    `n` at `n == 0` diverges logarithmically; the returned one takes `0 log 0` as constant.
+
+    Finite, NaN-free gradients wherever the value is finite with `n >= 0` (including
+    `n == 0`, `b == 0`, `n == b` and `sigma == 0`). The derivative in `n` at `n == 0`
+    diverges logarithmically; the returned one takes `0 log 0` as constant.
 
     **Arguments:**
 
@@ -323,13 +328,17 @@ def ppsig(
     `n`, as in the original. `alpha <= 0`, `sigma < 0` or `k < 0` give NaN (the original
     returned 0 for negative `sigma` or `k`).
 
-    Eq. 9 is solved by a global search over the scale factor; the original's local descent
-    (`scipy.optimize.minimize`, tol 1e-3) agrees to ~1e-7 where it converges and fails in
-    places (e.g. `n == 0` with large `sigma`, or `n == b == 0` where it returns 44.7).
+    Eq. 9 is solved exactly (the scale factor of `alpha` at the global optimum, from the real
+    roots of a cubic); the original's local descent (`scipy.optimize.minimize`, tol 1e-3)
+    agrees to ~1e-5 where it converges, and stalls in places (e.g. `n == 0` with large
+    `sigma`, or `n == b == 0` where it returns 44.7). Its search is compiled only when
+    `sigma` may be positive: always for a traced `sigma`, never for a concrete 0.
 
-    Finite, NaN-free gradients everywhere with `n, b >= 0` and valid parameters. The
-    derivatives in `n` at `n == 0` and in `b` at `b == 0` diverge logarithmically; the
-    returned ones take `0 log 0` as constant.
+    Finite, NaN-free gradients everywhere with `n, b >= 0` and valid parameters (including
+    `n == alpha b`, where the gradient is the slope through 0). The derivatives in `n` at
+    `n == 0` and in `b` at `b == 0` diverge logarithmically; the returned ones take `0 log 0`
+    as constant. `ppsig` jumps where `sigma` becomes positive with `k > 0` (eq. 7 to eq. 9):
+    it has no derivative in `sigma` there.
 
     **Arguments:**
 
@@ -446,8 +455,9 @@ def _invert(forward, sig, zero_point, negative_upper, upper_is_zero, integer):
         value = np.where(~negative & (count == zero_point), 0.0, forward(count))
         return value >= sig
 
+    # The root is accurate, so these loops take a step or two.
     count = np.maximum(first, np.floor(root))
-    while True:
+    for _ in range(_MAX_INTEGER_STEPS):
         short = ~reached(count)
         if not np.any(short):
             break
@@ -457,7 +467,9 @@ def _invert(forward, sig, zero_point, negative_upper, upper_is_zero, integer):
             raise ValueError(
                 f"sig={_first(sig, beyond)} is not reachable at an integer count on this branch"
             )
-    while True:
+    else:
+        raise ValueError(f"no integer count found for sig={_first(sig, short)}")
+    for _ in range(_MAX_INTEGER_STEPS):
         lower = (count > first) & reached(np.maximum(count - 1.0, first))
         if not np.any(lower):
             break
@@ -495,7 +507,8 @@ def pgsig_inv(
 
     **Raises:**
 
-    `ValueError` for invalid arguments or a negative `sig` below `pgsig(0, b, sigma)`.
+    `ValueError` for invalid arguments, or a negative `sig` that no count reaches (below
+    `pgsig(0, b, sigma)`, or any negative `sig` over `b == 0`).
     """
     shape, (sig_, b_, sigma_) = _inverse_inputs(sig, (b, sigma), integer)
     if np.any(b_ < 0):

@@ -101,7 +101,7 @@ PPSIG_ORACLE = [
 ]
 
 # Vianello eq. 9 (sigma > 0): bayspec 0.4.5 minimises with scipy.optimize.minimize(tol=1e-3),
-# so its values are only good to ~1e-6; ours is the exact profile (checked below by brute force).
+# so its values are only good to ~1e-5; ours is the exact profile (checked below by brute force).
 PPSIG_SYSTEMATIC_ORACLE = [
     ((20, 5, 1, 0.1), 3.0231822595099933),  # ppsig(20, 5, 1, sigma=0.1)
     ((2, 5, 1, 0.1), -1.142735730345087),  # ppsig(2, 5, 1, sigma=0.1)
@@ -227,12 +227,12 @@ def test_ppsig_systematic_global_profile(n, b, alpha, sigma):
 
 
 def test_ppsig_systematic_limits():
+    n, b = N_GRID[:-1, 1:-1], B_GRID[:-1, 1:-1]
     alpha = 0.8
-    lima = np.asarray(ppsig(N_GRID, B_GRID, alpha))
+    lima = at_each(ppsig, n, b, alpha)
     # sigma -> 0 is Li & Ma; any sigma > 0 lowers |significance|, keeping its sign.
-    tiny = np.asarray(ppsig(N_GRID, B_GRID, alpha, 1e-9))
-    np.testing.assert_allclose(tiny, lima, rtol=1e-6, atol=1e-6)
-    wide = np.asarray(ppsig(N_GRID, B_GRID, alpha, 0.5))
+    np.testing.assert_allclose(at_each(ppsig, n, b, alpha, 1e-9), lima, rtol=1e-6, atol=1e-6)
+    wide = at_each(ppsig, n, b, alpha, 0.5)
     assert np.all(np.abs(wide) <= np.abs(lima) * (1 + 1e-12) + 1e-12)
     assert np.all((wide >= 0) == (lima >= 0))
 
@@ -248,7 +248,7 @@ def test_ppsig_dispatch_and_invalid_parameters():
 def test_broadcasting_and_dtype():
     out = pgsig(np.arange(121.0).reshape(11, 11), COUNTS[:, None], 1.0)
     assert out.shape == (11, 11) and out.dtype == jnp.float64
-    assert ppsig(np.arange(11)[:, None], np.arange(11), 0.5, 0.1).shape == (11, 11)
+    assert ppsig(np.arange(11)[:, None], np.arange(11), 0.5, 0.0, 0.1).shape == (11, 11)
     assert ppsig(10, 5, 1).dtype == jnp.float64  # integers and Python numbers: default float
 
 
@@ -340,7 +340,15 @@ def test_jit_vmap_grad(request, f, points, smooth, fixture):
     assert np.all(np.isfinite(grads))
     # ... and equal to finite differences where the significance is smooth.
     for point, grad in zip(points[:smooth], grads[:smooth]):
-        np.testing.assert_allclose(grad, _finite_differences(f, point), rtol=1e-6, atol=1e-8)
+        expected = _finite_differences(f, point)
+        if f is ppsig:
+            # No derivative: in sigma at sigma = 0 when k > 0 (sigma > 0 switches eq. 7 to
+            # eq. 9), nor in k at n = alpha b (eq. 7 keeps the sign of n - alpha b, so the
+            # significance has a kink |n - alpha (1 + k) b| there).
+            skip = [3] if point[4] > 0 else []
+            skip += [4] if point[0] == point[1] * point[2] else []
+            grad, expected = np.delete(grad, skip), np.delete(expected, skip)
+        np.testing.assert_allclose(grad, expected, rtol=1e-6, atol=1e-8)
 
 
 def test_float32():
@@ -353,7 +361,7 @@ def test_float32():
     cases = [(pgsig, (N_GRID, B_GRID, 1.3)), (ppsig, (N_GRID, B_GRID, 0.7, sigma, k))]
     counts = COUNTS <= 1e4  # float32 keeps ~7 digits: leave out the 1e5 counts
     mask = counts[:, None] & counts[None, :]
-    expected = [np.asarray(f(*args))[mask] for f, args in cases]
+    expected = [at_each(f, *args)[mask] for f, args in cases]
     enable_x64 = getattr(jax, "enable_x64", None)
     if enable_x64 is None:
         enable_x64 = getattr(jax.experimental, "enable_x64")
@@ -398,7 +406,7 @@ def test_inverses_match_bayspec(f, args, kwargs, expected):
 
 def test_inverse_systematic_matches_bayspec():
     # bayspec 0.4.5: ppsig_inv(3, 20, 1, sigma=0.1) -> 45.654450769730886,
-    # ppsig_inv(-1, 20, 1, sigma=0.1) -> 13.942571593412628 (its eq. 9 is good to ~1e-6).
+    # ppsig_inv(-1, 20, 1, sigma=0.1) -> 13.942571593412628 (its eq. 9 is approximate).
     np.testing.assert_allclose(ppsig_inv(3, 20, 1, sigma=0.1), 45.654450769730886, rtol=1e-6)
     np.testing.assert_allclose(ppsig_inv(-1, 20, 1, sigma=0.1), 13.942571593412628, rtol=1e-6)
 
@@ -481,26 +489,22 @@ def test_inverse_of_forward_is_identity(forward, inverse, params, zero_point):
     assert np.all(at_each(forward, below[on_branch], *params) < sig[on_branch])
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(
     sig=st.floats(-2.5, 8.0),
     b=st.floats(0.5, 500.0),
     alpha=st.floats(0.05, 5.0),
 )
 def test_forward_of_inverse_is_identity(sig, b, alpha):
-    try:
-        n = ppsig_inv(sig, b, alpha)
-    except ValueError:
-        assert sig < float(ppsig(0.0, b, alpha))  # only unreachable negative targets fail
-        return
-    np.testing.assert_allclose(float(ppsig(n, b, alpha)), sig, rtol=1e-9, atol=1e-9)
-    sigma = math.sqrt(b)
-    try:
-        n = pgsig_inv(sig, b, sigma)
-    except ValueError:
-        assert sig < float(pgsig(0.0, b, sigma))
-        return
-    np.testing.assert_allclose(float(pgsig(n, b, sigma)), sig, rtol=1e-9, atol=1e-9)
+    cases = [(ppsig, ppsig_inv, (b, alpha)), (pgsig, pgsig_inv, (b, math.sqrt(b)))]
+    for forward, inverse, params in cases:
+        try:
+            n = inverse(sig, *params)
+        except ValueError:
+            # Only negative targets below the significance of no counts are unreachable.
+            assert sig < float(forward(0.0, *params))
+            continue
+        np.testing.assert_allclose(float(forward(n, *params)), sig, rtol=1e-9, atol=1e-9)
 
 
 # ---------------------------------------------------------------------------------------------
