@@ -84,10 +84,13 @@ def stat(model: Model, params: Any, data: DataLike, data_params: DataParams = No
     return -2.0 * loglike(model, params, data, data_params)
 
 
+_stack_pointwise_jit = jax.jit(stack_pointwise, static_argnums=0)
+
+
 def _per_unit(data: Data, model: Model, params: Any, data_params: DataParams, pick: Callable):
     results: list = [None] * len(data)
     for stack in data.stacked:
-        loglike, sign, rate = stack_pointwise(model, params, stack, data_params)
+        loglike, sign, rate = _stack_pointwise_jit(model, params, stack, data_params)
         for row, position in enumerate(stack.positions):
             n = data.units[position].n_groups
             results[position] = pick(loglike[row, :n], sign[row, :n], rate[row, :n],

@@ -95,8 +95,7 @@ def rebuild_table(hdul: fits.HDUList, ext: str, columns: list[fits.Column | str]
 
 
 def set_column(hdul: fits.HDUList, ext: str, name: str, array: Any, fmt: str | None = None) -> None:
-    """Replace (or add) column `name` of `ext` with `array`, of FITS format `fmt` (default: float)."""
-    array = np.asarray(array) if fmt is None or not fmt.startswith("P") else array
+    """Replace (or add) column `name` of `ext` with `array`, in FITS format `fmt` (default float)."""
     if fmt is None:
         array = np.asarray(array, dtype=np.float64)
         fmt = f"{array.shape[1]}D" if array.ndim == 2 else "D"
@@ -709,7 +708,8 @@ def test_extver_not_present(data_dir):
 
 def test_fixed_length_matrix_shorter_than_n_chan(data_dir):
     def shorten(hdul):
-        set_column(hdul, "SPECRESP MATRIX", "MATRIX", hdul["SPECRESP MATRIX"].data["MATRIX"][:, :100])
+        matrix = hdul["SPECRESP MATRIX"].data["MATRIX"]
+        set_column(hdul, "SPECRESP MATRIX", "MATRIX", matrix[:, :100])
 
     err = expect_ogip(lambda: read_rmf(edited(data_dir, ME_RSP, shorten)), file=BYTESIO,
                       extension="SPECRESP MATRIX", column="MATRIX", mentions=("N_CHAN",))
@@ -1143,3 +1143,26 @@ def test_property_bytes_flipped(data_dir, name, flips, header_only):
     for where, mask in flips:
         data[start + int(where * (stop - start))] ^= mask
     check_readers(name, bytes(data), False)
+
+
+def test_stat_err_keyword_zero_means_none_given(data_dir, tmp_path):
+    """OGIP: STAT_ERR = 0 in the header says no errors are given (me.src carries it)."""
+    with fits.open(data_dir / "ME/me.src") as hdul:
+        assert hdul["SPECTRUM"].header["STAT_ERR"] == 0
+        table = hdul["SPECTRUM"]
+        cols = [c for c in table.columns if c.name != "STAT_ERR"]
+        hdu = fits.BinTableHDU.from_columns(cols, header=table.header, name="SPECTRUM")
+        path = tmp_path / "no_stat_err.pha"
+        fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        spectrum = Source.from_src(str(path))
+    assert any("Poisson" in str(w.message) for w in caught)
+    np.testing.assert_array_equal(np.asarray(spectrum.errors), np.sqrt(np.asarray(spectrum.counts)))
+
+
+def test_missing_row_or_extver_is_an_ogip_error(data_dir):
+    with pytest.raises(OGIPError, match="row"):
+        Source.from_src2(str(data_dir / "ME/me.src2"))
+    with pytest.raises(OGIPError, match="EXTVER"):
+        Response.from_rsp2(str(data_dir / "ME/me.rsp2"))

@@ -101,9 +101,9 @@ class Response(eqx.Module):
     def _load(cls, file: Any, ii: int | None, need_extver: bool | None):
         target, extver, label = split_source(file, ii)
         if need_extver and extver is None:
-            raise ValueError(
-                f"{cls.__name__}: an EXTVER of the matrix in {label} is needed: pass ii= or "
-                "'path:ii'"
+            raise OGIPError(
+                f"{cls.__name__}: the EXTVER of the matrix is needed: pass ii= or 'path:ii'",
+                file=label,
             )
         record = read_rmf((target, extver) if extver is not None else target)
         return cls.from_record(record, name=source_name(label, extver))
@@ -247,8 +247,8 @@ class Auxiliary(eqx.Module):
     def _load(cls, file: Any, ii: int | None, need_extver: bool | None) -> Auxiliary:
         target, extver, label = split_source(file, ii)
         if need_extver and extver is None:
-            raise ValueError(f"Auxiliary: an EXTVER of the ARF in {label} is needed: pass ii= "
-                             "or 'path:ii'")
+            raise OGIPError("Auxiliary: the EXTVER of the ARF is needed: pass ii= or 'path:ii'",
+                            file=label)
         record = read_arf((target, extver) if extver is not None else target)
         return cls.from_record(record, name=source_name(label, extver))
 

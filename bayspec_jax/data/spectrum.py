@@ -10,7 +10,7 @@ import numpy as np
 from jaxtyping import Array, Float, Int
 
 from .._table import Table
-from ..io import PHA, read_pha, split_source
+from ..io import PHA, OGIPError, read_pha, split_source
 from ..params import Par
 from ._convert import float_array, int_array, source_name
 
@@ -125,9 +125,9 @@ class Spectrum(eqx.Module):
     def _load(cls, file: Any, ii: int | None, need_row: bool | None) -> Spectrum:
         target, row, label = split_source(file, ii)
         if need_row and row is None:
-            raise ValueError(
-                f"{cls.__name__}: a row of the PHA type II file {label} is needed: pass ii= or "
-                "'path:ii'"
+            raise OGIPError(
+                f"{cls.__name__}: a row of the PHA type II file is needed: pass ii= or 'path:ii'",
+                file=label,
             )
         pha = read_pha((target, row) if row is not None else target)
         return cls.from_pha(pha, name=source_name(label, row))

@@ -359,7 +359,7 @@ def header_flag(hdu: Any, key: str, label: str) -> bool | None:
 
 
 def column_names(hdu: Any) -> list[str]:
-    """Upper-case column names; a column without a TTYPEn name is ``""`` (it cannot be asked for)."""
+    """Upper-case column names; a column without a TTYPEn name is ``""`` (never asked for)."""
     return [name.strip().upper() if isinstance(name, str) else "" for name in hdu.columns.names]
 
 

@@ -212,7 +212,10 @@ def _read_spectrum_hdu(hdu: Any, ebounds_hdu: Any, row: int | None, label: str) 
             return caster(cell(name), label, ext, name)
         if name in hdu.header:
             value = header_number(hdu, name, label)
-            return None if value is None else np.asarray(value)
+            # OGIP: a STAT_ERR or SYS_ERR keyword of 0 means "none given", not "zero error".
+            if value is None or (value == 0 and name in ("STAT_ERR", "SYS_ERR")):
+                return None
+            return np.asarray(value)
         return None
 
     if type2 and has_column(hdu, "EXPOSURE"):
