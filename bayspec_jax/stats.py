@@ -130,7 +130,6 @@ def pgstat(S, B, m, ts, tb, sigma_S, sigma_B) -> Result:
         0.5 * discriminant - 0.5 * coefficient,
     )
     z_p = ((expected - s_p) / (mu_s + variance)) * error
-    loglike_positive = poisson_loglike(s_p, mu_s) - 0.5 * z_p * z_p
 
     # General quadratic (XSPEC).
     s_g, b_g, m_g, sig_g = (_safe(general, S, 0.0), _safe(general, B, 0.0),
@@ -148,11 +147,13 @@ def pgstat(S, B, m, ts, tb, sigma_S, sigma_B) -> Result:
     b = jnp.where(b1 > 0, b1, b2)
     has_error = sig_g != 0
     z_g = (b_g - tb * b) / _safe(has_error, sig_g)
-    loglike_general = poisson_loglike(s_g, ts * (b + m_g)) + jnp.where(
-        has_error, -0.5 * z_g * z_g, 0.0)
 
-    loglike = jnp.where(zero, loglike_zero, jnp.where(positive, loglike_positive,
-                                                      loglike_general))
+    # One Poisson term serves both the S > 0 and the general branch.
+    counts = jnp.where(positive, s_p, s_g)
+    mean = jnp.where(positive, mu_s, ts * (b + m_g))
+    gaussian = jnp.where(positive, -0.5 * z_p * z_p,
+                         jnp.where(has_error, -0.5 * z_g * z_g, 0.0))
+    loglike = jnp.where(zero, loglike_zero, poisson_loglike(counts, mean) + gaussian)
     return loglike, _sign(S / ts - B / tb - m)
 
 
