@@ -44,6 +44,13 @@ def stack_pointwise(model: Model, params: Any, stack: Stack, data_params: DataPa
     `loglike` is unweighted and 0 in padded groups; `ctsrate` is the model count rate.
     """
     flux = integrate_bins(model, params, stack.egrid, stack.ngrid)
+    if stack.egrid.shape[0] != stack.n_units:
+        # The model ran once per distinct energy grid; hand each unit its grid's fluxes. A grid
+        # with a non-finite flux marks its units NaN (rejected by the statistic), not others.
+        finite = jnp.isfinite(flux)
+        bad_grid = (~jnp.all(finite, axis=-1)).astype(flux.dtype)
+        flux = stack.grid_weights @ jnp.where(finite, flux, 0.0)
+        flux = jnp.where((stack.grid_weights @ bad_grid)[:, None] > 0, jnp.nan, flux)
     flux = jnp.where(stack.photon_mask, flux, 0.0)
     rf = _factor(stack, data_params, "rf")
     rate = fold(flux, stack.drm) * rf[:, None]

@@ -109,7 +109,7 @@ def worker(args) -> None:
     import jax.numpy as jnp
     import numpy as np
 
-    sys.path.insert(0, REPO)  # benchmark this checkout
+    sys.path.insert(0, args.src)  # the code snapshot taken by the orchestrator (default: REPO)
     import bayspec_jax as bj
     from bayspec_jax import stats
     from bayspec_jax.fold import integrate_bins
@@ -228,40 +228,68 @@ def worker(args) -> None:
     emit(res)
 
     # --- floor: one batched einsum + stats.pgstat over the same padded arrays ------------------
-    floor_arrays = tuple(
-        (s.egrid, s.drm, s.group_mask, s.src_counts, s.bkg_counts, s.src_errors, s.bkg_errors,
+    # The floor follows the layout of `data.stacked` whatever it is: `egrid` holds either one
+    # grid per unit or the stack's distinct grids with a one-hot `grid_weights` (unit, grid)
+    # that hands each unit its grid's flux; `drm` is (unit, nphot, ngroup) or (1, nphot,
+    # ngroup) when shared. Two floor variants: "as stacked" (the model evaluated exactly as the
+    # library lays it out), and the other choice of grids ("every unit's grid" when the library
+    # de-duplicates, "distinct grids" -- gathered by index -- when it does not), to show what
+    # evaluating the model once per distinct grid is worth.
+    def layout(s):
+        egrid = np.asarray(s.egrid)
+        n_units = int(s.src_counts.shape[0])
+        weights = getattr(s, "grid_weights", None)
+        if egrid.shape[0] == n_units or weights is None:
+            grids, index = np.unique(egrid, axis=0, return_inverse=True)
+            return egrid, None, grids, np.ravel(index), False
+        index = np.argmax(np.asarray(weights), axis=1)
+        return egrid[index], jnp.asarray(weights), egrid, index, True
+
+    layouts = [layout(s) for s in stacks]
+    dedups = any(lay[4] for lay in layouts)
+    common_arrays = tuple(
+        (s.drm, s.group_mask, s.src_counts, s.bkg_counts, s.src_errors, s.bkg_errors,
          s.src_efficiency, s.bkg_efficiency) for s in stacks)
     ngrids = tuple(s.ngrid for s in stacks)
 
     def pgstat_sum(flux, drm, gmask, S, B, sS, sB, ts, tb_):
-        rate = jnp.einsum("up,upg->ug", flux, drm)
+        if drm.shape[0] == 1 and flux.shape[0] > 1:  # one response shared by the stack
+            rate = jnp.einsum("up,pg->ug", flux, drm[0])
+        else:
+            rate = jnp.einsum("up,upg->ug", flux, drm)
         ll, _ = stats.pgstat(S, B, rate, ts[:, None], tb_[:, None], sS, sB)
         return jnp.sum(jnp.where(gmask, ll, 0.0))
 
-    def floor_ll(theta, arrays):
+    def floor_as_stacked(theta, arrays, grids):
         total = 0.0
-        for (egrid, *rest), ngrid in zip(arrays, ngrids):
-            total = total + pgstat_sum(integrate_bins(cpl, theta, egrid, ngrid), *rest)
-        return total
-
-    # the same, with the model evaluated once per distinct energy grid and gathered per unit
-    distinct = []
-    for s in stacks:
-        grids, index = np.unique(np.asarray(s.egrid), axis=0, return_inverse=True)
-        distinct.append((jnp.asarray(grids), jnp.asarray(np.ravel(index))))
-    distinct = tuple(distinct)
-
-    def floor_distinct_ll(theta, arrays, distinct):
-        total = 0.0
-        for (_, *rest), (grids, index), ngrid in zip(arrays, distinct, ngrids):
-            flux = integrate_bins(cpl, theta, grids, ngrid)[index]
+        for rest, (egrid, weights), ngrid in zip(arrays, grids, ngrids):
+            flux = integrate_bins(cpl, theta, egrid, ngrid)
+            if weights is not None:
+                flux = weights @ flux
             total = total + pgstat_sum(flux, *rest)
         return total
 
-    for variant, fn, extra in (("padded", floor_ll, (floor_arrays,)),
-                               ("distinct-grids", floor_distinct_ll, (floor_arrays, distinct))):
-        res = {"tool": "bayspec_jax_floor", "variant": variant,
-               "n_distinct_grids": [int(g.shape[0]) for g, _ in distinct]}
+    def floor_gathered(theta, arrays, grids):
+        total = 0.0
+        for rest, (egrid, index), ngrid in zip(arrays, grids, ngrids):
+            flux = integrate_bins(cpl, theta, egrid, ngrid)
+            if index is not None:
+                flux = flux[index]
+            total = total + pgstat_sum(flux, *rest)
+        return total
+
+    as_stacked = tuple((s.egrid, lay[1]) for s, lay in zip(stacks, layouts))
+    if dedups:
+        other = ("every-unit-grid", floor_gathered,
+                 tuple((jnp.asarray(lay[0]), None) for lay in layouts))
+    else:
+        other = ("distinct-grids", floor_gathered,
+                 tuple((jnp.asarray(lay[2]), jnp.asarray(lay[3])) for lay in layouts))
+    n_distinct = [int(lay[2].shape[0]) for lay in layouts]
+    for variant, fn, grids in (("as-stacked", floor_as_stacked, as_stacked), other):
+        extra = (common_arrays, grids)
+        res = {"tool": "bayspec_jax_floor", "variant": variant, "n_distinct_grids": n_distinct,
+               "library_dedups_grids": dedups}
         v = float(timed(res, "value", jax.jit(fn), extra))
         timed(res, "vg", jax.jit(jax.value_and_grad(fn)), extra)
         res["value"] = v
@@ -269,7 +297,7 @@ def worker(args) -> None:
         if abs(v - value) > REF_RTOL * abs(value):
             raise SystemExit(f"floor {variant} value {v!r} differs from ours {value!r}")
         if args.vmap:
-            in_axes = (0,) + (None,) * len(extra)
+            in_axes = (0, None, None)
             timed(res, "vmap", jax.jit(jax.vmap(fn, in_axes=in_axes)), extra, batch=True)
             timed(res, "vmap_vg", jax.jit(jax.vmap(jax.value_and_grad(fn), in_axes=in_axes)),
                   extra, batch=True)
@@ -298,6 +326,47 @@ def _version(dist: str) -> str | None:
 
 # ============================================================================== orchestration ==
 
+def _git(*cmd) -> str:
+    return subprocess.run(["git", "-C", REPO, *cmd], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def snapshot_code(args) -> dict:
+    """Copy bayspec_jax (HEAD or the working tree) to workdir/code; set args.src to it."""
+    import hashlib
+    import shutil
+
+    dest = os.path.join(args.workdir, "code")
+    shutil.rmtree(dest, ignore_errors=True)
+    os.makedirs(dest)
+    info = {"mode": args.code}
+    try:
+        info["commit"] = _git("rev-parse", "HEAD").strip()
+        info["subject"] = _git("log", "-1", "--format=%s").strip()
+        dirty = _git("status", "--porcelain", "--", "bayspec_jax").splitlines()
+    except (OSError, subprocess.CalledProcessError):
+        info["commit"], info["subject"], dirty = None, None, []
+    if args.code == "head" and info["commit"]:
+        archive = subprocess.run(["git", "-C", REPO, "archive", "HEAD", "bayspec_jax"],
+                                 capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", dest], input=archive, check=True)
+        info["description"] = (f"bayspec_jax at commit {info['commit'][:12]} "
+                               f"('{info['subject']}')")
+        info["uncommitted_changes_not_measured"] = dirty
+    else:
+        shutil.copytree(os.path.join(REPO, "bayspec_jax"), os.path.join(dest, "bayspec_jax"),
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        diff = _git("diff", "HEAD", "--", "bayspec_jax") if info["commit"] else ""
+        info["dirty_files"] = dirty
+        info["diff_sha1"] = hashlib.sha1(diff.encode()).hexdigest()[:12]
+        info["description"] = (f"bayspec_jax working tree on top of commit "
+                               f"{(info['commit'] or '?')[:12]}"
+                               + (f" with uncommitted changes in {len(dirty)} file(s) (diff sha1 "
+                                  f"{info['diff_sha1']})" if dirty else ""))
+    args.src = dest
+    return info
+
+
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -305,7 +374,7 @@ def log(msg: str) -> None:
 def run_ours(args, ks, rep, logf) -> list[dict]:
     rows = []
     for k in ks:
-        cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--k", str(k),
+        cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--k", str(k), "--src", args.src,
                "--budget", str(args.budget), "--batch", str(args.batch),
                "--peers-dir", args.peers_dir, "--data-dir", args.data_dir]
         if k in args.vmap_ks:
@@ -366,8 +435,10 @@ def row_label(r) -> str:
         return {"args": "**bayspec_jax, pgstat** (make_loglike; arrays as args)",
                 "closure": "bayspec_jax, pgstat (Data closed over)"}.get(variant, f"bayspec_jax {variant}")
     if tool == "bayspec_jax_floor":
-        return {"padded": "floor: einsum + stats.pgstat on data.stacked",
-                "distinct-grids": "floor, model once per distinct grid (proposal)"}.get(variant, variant)
+        return {"as-stacked": "floor: einsum + stats.pgstat on data.stacked",
+                "distinct-grids": "floor, model once per distinct grid (proposal)",
+                "every-unit-grid": "floor, model on every unit's grid (no de-dup)",
+                }.get(variant, variant)
     if tool == "bayspec":
         return "bayspec 0.4.5 (numpy+numba), pgstat"
     if tool == "jaxspec":
@@ -412,7 +483,8 @@ def table_row(r) -> str:
 
 TOOL_ORDER = {"bayspec_jax": 0, "bayspec_jax_floor": 1, "bayspec": 2, "jaxspec": 3, "elisa": 4,
               "floor": 5}
-VARIANT_ORDER = {"args": 0, "closure": 1, "padded": 0, "distinct-grids": 1, "sub": 0, "bwe": 1}
+VARIANT_ORDER = {"args": 0, "closure": 1, "as-stacked": 0, "distinct-grids": 1,
+                 "every-unit-grid": 1, "sub": 0, "bwe": 1}
 
 
 def make_table(rows) -> str:
@@ -445,7 +517,7 @@ def ratios(rows, ks) -> tuple[list[str], list[str]]:
     k_mid = 16 if 16 in ks else max(ks)
     k_big = 64 if 64 in ks else max(ks)
     ours = find(rows, "bayspec_jax", k_mid, "args")
-    floor = find(rows, "bayspec_jax_floor", k_mid, "padded")
+    floor = find(rows, "bayspec_jax_floor", k_mid, "as-stacked")
     peers = [r for r in rows if r.get("tool") in ("jaxspec", "elisa") and r.get("K") == k_mid
              and "error" not in r and r.get("vg_steady_us")]
     tag = "" if k_mid == 16 else f" (K=16 not run; using K={k_mid})"
@@ -477,6 +549,10 @@ def ratios(rows, ks) -> tuple[list[str], list[str]]:
         if dist:
             out.append(f"  - floor with the model on distinct grids only: {dist['vg_steady_us']:.1f} us "
                        f"(ours would be {ours['vg_steady_us'] / dist['vg_steady_us']:.2f}x of it)")
+        every = find(rows, "bayspec_jax_floor", k_mid, "every-unit-grid")
+        if every:
+            out.append(f"  - floor with the model on every unit's grid (no de-duplication): "
+                       f"{every['vg_steady_us']:.1f} us")
         hf = find(rows, "floor", k_mid)
         if hf:
             out.append(f"  - the harness's own floor (bare JAX on ELISA's unpadded arrays, one "
@@ -549,6 +625,10 @@ def write_results(path, args, argv, rows, table, ratio_lines, verdicts, wall_s, 
              f"interleaved, each K of ours in a fresh process), steady budget {args.budget} s per "
              f"timing, vmap batch {args.batch} at K in {sorted(args.vmap_ks)}; total wall time "
              f"{wall_s / 60:.1f} min.", "",
+             "## Code measured", "", f"- {args.code_info['description']} (`--code {args.code}`)"
+             + (f"; uncommitted changes present in the checkout but not measured: "
+                f"{', '.join(x[3:] for x in args.code_info.get('uncommitted_changes_not_measured', []))}"
+                if args.code_info.get("uncommitted_changes_not_measured") else ""), "",
              "## Machine", "",
              f"- nproc {m['nproc']} (os.cpu_count {m['cpu_count']}), CPU `{m['cpu_model']}`, "
              f"memory {m['memory']}, {m['platform']}",
@@ -587,17 +667,24 @@ def reading(rows, args, verdicts, k1, ours_args, loads, m) -> list[str]:
                        f"arrays as arguments, compile {cl[big]['vg_first_s']:.1f} s vs "
                        f"{a['vg_first_s']:.1f} s. Pass the stacked arrays as arguments "
                        "(`make_loglike` does).")
-    d = {r["K"]: r for r in rows if r.get("tool") == "bayspec_jax_floor"
-         and r.get("variant") == "distinct-grids" and "error" not in r}
-    p = {r["K"]: r for r in rows if r.get("tool") == "bayspec_jax_floor"
-         and r.get("variant") == "padded" and "error" not in r}
+    def by_k(variant):
+        return {r["K"]: r for r in rows if r.get("tool") == "bayspec_jax_floor"
+                and r.get("variant") == variant and "error" not in r}
+
+    d, e, p = by_k("distinct-grids"), by_k("every-unit-grid"), by_k("as-stacked")
     if d and p:
         big = max(set(d) & set(p))
-        out.append(f"- The K copies share two photon grids, but the model is evaluated on every "
-                   f"unit's grid: at K={big} the floor's value+grad is "
+        out.append(f"- The K copies share two photon grids, but this code evaluates the model on "
+                   f"every unit's grid: at K={big} the floor's value+grad is "
                    f"{p[big]['vg_steady_us']:.0f} us, {d[big]['vg_steady_us']:.0f} us when the "
                    "model runs once per distinct grid (row 'proposal'); the same change in "
                    "`likelihood.stack_pointwise` would carry over to ours.")
+    if e and p:
+        big = max(set(e) & set(p))
+        out.append(f"- This code evaluates the model once per distinct photon grid of a stack: at "
+                   f"K={big} the floor's value+grad is {p[big]['vg_steady_us']:.0f} us with that "
+                   f"layout and {e[big]['vg_steady_us']:.0f} us with the model on every unit's "
+                   "grid.")
     builds = sorted((r["K"], r) for r in ours_args if "build_data_s" in r)
     if builds:
         parts = [f"K={k}: " + (f"files {r['build_files_s']:.1f} s + " if k == 1 else
@@ -651,10 +738,16 @@ def parse_args(argv):
     ap.add_argument("--results", default=None,
                     help="markdown report (default benchmarks/RESULTS.md; --quick: none)")
     ap.add_argument("--worker-timeout", type=float, default=1800.0)
+    ap.add_argument("--code", choices=("head", "worktree"), default="head",
+                    help="which bayspec_jax to measure: 'head' (default) = the committed HEAD "
+                         "(git archive), 'worktree' = the working tree as it is; either is copied "
+                         "once into --workdir so that every repetition measures the same code "
+                         "while others edit the checkout")
     # internal: one K measured in a fresh process
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--k", type=int, default=1, help=argparse.SUPPRESS)
     ap.add_argument("--vmap", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--src", default=REPO, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.quick:
         if args.ks == "1,4,16,64":
@@ -679,6 +772,8 @@ def main(argv=None) -> None:
         return
     table_mod = _import_path("peers_bench_table", os.path.join(args.peers_dir, "peers_bench_table.py"))
     os.makedirs(args.workdir, exist_ok=True)
+    args.code_info = snapshot_code(args)
+    log(f"measuring {args.code_info['description']}")
     t_start = time.perf_counter()
     all_ours, all_peers = [], []
     log_path = os.path.join(args.workdir, "bench_loglike.log")

@@ -201,3 +201,20 @@ def test_identical_responses_are_stored_once(joint):
                                3 * single, rtol=1e-12)
     distinct = _copies(joint, 2)
     assert all(s.drm.shape[0] == s.n_units for s in distinct.stacked)
+
+
+def test_shared_energy_grids_run_the_model_once_and_isolate_bad_units(joint):
+    data = _copies(joint, 3)
+    (stack,) = data.stacked
+    assert stack.egrid.shape[0] == 2 and stack.grid_weights.shape == (6, 2)
+    per_unit = likelihood.unit_loglike(models.cpl, JOINT_PARAMS, data)
+    alone = likelihood.unit_loglike(models.cpl, JOINT_PARAMS, bj.Data([("n", data["nai1"])]))
+    np.testing.assert_allclose(float(per_unit[2]), float(alone[0]), rtol=1e-12)
+
+    def only_bgo_is_nan(energy, params):
+        value = models.cpl(energy, params)
+        return jnp.where(energy > 60000.0, jnp.nan, value)  # only the BGO grid reaches 200 MeV
+
+    values = likelihood.unit_loglike(only_bgo_is_nan, JOINT_PARAMS, data)
+    assert np.all(np.isneginf(np.asarray(values)[1::2]))
+    np.testing.assert_allclose(np.asarray(values)[0::2], np.asarray(per_unit)[0::2], rtol=1e-12)

@@ -25,7 +25,10 @@ of its units' own sizes."""
 class Stack(eqx.Module):
     """Units of one statistic, padded to ``(nphot, ngroup)`` with masks (leading axis: unit).
 
-    **Fields:** `egrid` ``(unit, nphot * ngrid)``; `photon_mask` ``(unit, nphot)``; `drm` the
+    **Fields:** `egrid` ``(grid, nphot * ngrid)``: the distinct energy grids of the stack's units
+    (the model is evaluated once per distinct grid); `grid_weights` ``(unit, grid)``: one-hot,
+    each unit's grid (a matrix product, which XLA does not fuse into the model evaluation);
+    `photon_mask` ``(unit, nphot)``; `drm` the
     grouped DRM ``(unit, nphot, ngroup)``, or ``(1, nphot, ngroup)`` when every unit of the stack
     has the same one (stored once, folded with one matrix product); `group_mask` ``(unit, ngroup)``; `src_counts`,
     `bkg_counts`, `src_errors`, `bkg_errors` ``(unit, ngroup)``; `src_efficiency`,
@@ -34,7 +37,8 @@ class Stack(eqx.Module):
     its `Data`).
     """
 
-    egrid: Float[Array, "unit nphot_ngrid"]
+    egrid: Float[Array, "grid nphot_ngrid"]
+    grid_weights: Float[Array, "unit grid"]
     photon_mask: Bool[Array, "unit nphot"]
     drm: Float[Array, "unit_or_1 nphot ngroup"]
     group_mask: Bool[Array, "unit ngroup"]
@@ -135,8 +139,11 @@ def build_stack(units: Sequence, positions: Sequence[int]) -> Stack:
         has_background[row] = unit.bkg_given
     if k > 1 and all(np.array_equal(drm[0], drm[i]) for i in range(1, k)):
         drm = drm[:1]  # one shared response: stored once
+    grids, grid_index = np.unique(egrid, axis=0, return_inverse=True)
     return Stack(
-        egrid=float_array(egrid), photon_mask=jnp.asarray(photon_mask), drm=float_array(drm),
+        egrid=float_array(grids),
+        grid_weights=float_array(np.eye(grids.shape[0])[np.ravel(grid_index)]),
+        photon_mask=jnp.asarray(photon_mask), drm=float_array(drm),
         group_mask=jnp.asarray(group_mask),
         **{name: float_array(value) for name, value in pads.items()},
         **{name: float_array(value) for name, value in per_unit.items()},
