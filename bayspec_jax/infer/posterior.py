@@ -24,15 +24,17 @@ def _distribution(prior):
 def numpyro_model(problem: Problem) -> Callable[[], None]:
     """A NumPyro model: samples each free parameter from its prior and adds the log-likelihood.
 
-    Use it with any NumPyro kernel, e.g. ``MCMC(NUTS(numpyro_model(problem)), ...)``.
+    Use it with any NumPyro kernel. The model takes the data arrays as its one argument; pass
+    them to ``run`` so they are traced rather than compiled in as constants:
+    ``MCMC(NUTS(numpyro_model(problem)), ...).run(key, problem.stacks)``.
     """
     import jax.numpy as jnp
     import numpyro
 
-    def model():
+    def model(stacks=None):
         values = [numpyro.sample(name, _distribution(problem.params[name].prior))
                   for name in problem.names]
-        numpyro.factor("loglike", problem.loglike(jnp.stack(values)))
+        numpyro.factor("loglike", problem.loglike(jnp.stack(values), stacks))
 
     return model
 
