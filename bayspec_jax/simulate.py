@@ -4,7 +4,8 @@ Three layers, each usable on its own:
 
 - `expected_counts` and `draw` are pure JAX: per-channel expected counts of a model folded
     through a unit's (ungrouped) response, and one random draw of source and background counts.
-    Both work under `jax.jit`, and `draw` under `jax.vmap` over keys (many draws at once).
+    Both work under `jax.jit`, and `draw` under `jax.vmap` over keys (many draws at once);
+    `draws` is that `vmap`, compiled once per model and array shapes.
 - `fakeit` turns draws into new `DataUnit`s (or a `Data`): same response, notice windows,
     statistic, grouping settings, exposure and backscale, with the simulated counts.
 - `write_fakeit` writes units as OGIP PHA files (and the response as an RSP) that
@@ -45,6 +46,7 @@ __all__ = [
     "Draw",
     "background_truth",
     "draw",
+    "draws",
     "expected_background",
     "expected_counts",
     "fakeit",
@@ -136,55 +138,63 @@ def expected_background(unit: DataUnit) -> Float[Array, " chan"]:
     return background_truth(unit) * _source_region_scale(unit)
 
 
-def _background_kind(unit: DataUnit) -> str:
+_KIND_CODES = {"none": 0, "poisson": 1, "gaussian": 2}
+
+DRAW_CHUNK = 64
+"""`draws` computes this many draws per compiled call (one compilation serves every `n`)."""
+
+
+def _background_kind(unit: DataUnit) -> int:
     if not unit.bkg_given:
-        return "none"
-    return "gaussian" if unit.stat in GAUSSIAN_BACKGROUND_STATS else "poisson"
+        return _KIND_CODES["none"]
+    return _KIND_CODES["gaussian" if unit.stat in GAUSSIAN_BACKGROUND_STATS else "poisson"]
 
 
 def _unit_inputs(unit: DataUnit) -> dict:
-    """The arrays a draw needs (shapes, not unit settings, decide compilation)."""
-    errors = unit.bkg.errors
+    """The arrays a draw needs: shapes, not the unit's settings, decide compilation."""
     return dict(egrid=unit.egrid, drm=unit.rsp.drm * unit.rsp.factor.value,
                 efficiency=unit.corr_src_efficiency, truth=background_truth(unit),
-                scale=_source_region_scale(unit),
-                errors=jnp.where(jnp.isfinite(errors), errors, 0.0))
+                scale=_source_region_scale(unit), errors=unit.bkg.errors)
 
 
-def _draw_arrays(key, model, params, egrid, drm, efficiency, truth, scale, errors, *, ngrid: int,
-                 kind: str) -> Draw:
+def _means(model: Model, params: Any, egrid: Array, drm: Array, efficiency: Array,
+           truth: Array, scale: Array, errors: Array, *, ngrid: int) -> tuple[Array, Array, Array]:
+    """Source-region mean, background truth and background errors per channel."""
     dtype = jnp.result_type(float)
-    src_key, bkg_key = jax.random.split(key)
     truth = truth.astype(dtype)
-    mean = (_expected(model, params, egrid, ngrid, drm, efficiency) + truth * scale).astype(dtype)
+    mean = _expected(model, params, egrid, ngrid, drm, efficiency) + truth * scale
+    errors = errors.astype(dtype)
+    return mean.astype(dtype), truth, jnp.where(jnp.isfinite(errors), errors, 0.0)
+
+
+def _sample(key: PRNGKeyArray, mean: Array, truth: Array, errors: Array, kind: Any) -> Draw:
+    """One draw from per-channel means. `kind` (0 none, 1 Poisson, 2 Gaussian) may be traced:
+    every branch is computed and selected, so one compilation serves every statistic."""
+    dtype = mean.dtype
+    src_key, bkg_key = jax.random.split(key)
     finite = jnp.isfinite(mean)
     safe_mean = jnp.where(finite, jnp.maximum(mean, 0.0), 0.0)
     n = safe_mean.shape[-1]
-    if kind == "poisson":
-        # one Poisson call for source and background (the sampler is costly to compile)
-        both = jnp.concatenate([safe_mean, jnp.maximum(truth, 0.0)])
-        counts = jax.random.poisson(src_key, both, shape=both.shape).astype(dtype)
-        src, bkg = counts[:n], counts[n:]
-    else:
-        src = jax.random.poisson(src_key, safe_mean, shape=safe_mean.shape).astype(dtype)
-        if kind == "gaussian":
-            bkg = truth + errors.astype(dtype) * jax.random.normal(bkg_key, truth.shape, dtype)
-        else:
-            bkg = jnp.zeros_like(truth)
-    return Draw(src_counts=jnp.where(finite, src, jnp.nan), bkg_counts=bkg)
+    # one Poisson call for source and background: the sampler is costly to compile
+    both = jnp.concatenate([safe_mean, jnp.maximum(truth, 0.0)])
+    counts = jax.random.poisson(src_key, both, shape=both.shape).astype(dtype)
+    gaussian = truth + errors * jax.random.normal(bkg_key, truth.shape, dtype)
+    bkg = jnp.where(kind == 2, gaussian, jnp.where(kind == 1, counts[n:], 0.0))
+    return Draw(src_counts=jnp.where(finite, counts[:n], jnp.nan), bkg_counts=bkg)
 
 
 def draw(key: PRNGKeyArray, model: Model, params: Any, unit: DataUnit) -> Draw:
     """One simulated spectrum of `unit`: source and background counts per channel.
 
     Pure JAX: wrap in `jax.jit`, and `jax.vmap` over `key` for many draws, e.g.
-    ``jax.vmap(lambda k: draw(k, model, params, unit))(jax.random.split(key, 1000))``.
+    ``jax.vmap(lambda k: draw(k, model, params, unit))(jax.random.split(key, 1000))``
+    (`draws` does this, compiled once per model and array shapes).
 
     **Arguments:**
 
     - `key`: a JAX random key.
     - `model`, `params`: the photon model and its parameters (see `expected_counts`).
-    - `unit`: a complete `DataUnit`; its statistic (static) decides how the background is drawn.
+    - `unit`: a complete `DataUnit`; its statistic decides how the background is drawn.
 
     **Returns:**
 
@@ -198,14 +208,40 @@ def draw(key: PRNGKeyArray, model: Model, params: Any, unit: DataUnit) -> Draw:
         the background errors (non-finite errors taken as 0); zeros without a background file.
     """
     _check_unit(unit)
-    return _draw_arrays(key, model, params, **_unit_inputs(unit), ngrid=unit.ngrid,
-                        kind=_background_kind(unit))
+    means = _means(model, params, **_unit_inputs(unit), ngrid=unit.ngrid)
+    return _sample(key, *means, _background_kind(unit))
 
 
 @eqx.filter_jit
-def _draw_batch(keys, model, params, inputs, ngrid, kind):
-    return jax.vmap(lambda k: _draw_arrays(k, model, params, **inputs, ngrid=ngrid, kind=kind))(
-        keys)
+def _draw_chunk(keys, model, params, inputs, ngrid, kind):
+    mean, truth, errors = _means(model, params, **inputs, ngrid=ngrid)
+    return jax.vmap(lambda k: _sample(k, mean, truth, errors, kind))(keys)
+
+
+def draws(key: PRNGKeyArray, model: Model, params: Any, unit: DataUnit, n: int) -> Draw:
+    """`n` draws at once: `draw` mapped over ``jax.random.split(key, n)``.
+
+    Row ``i`` equals ``draw(jax.random.split(key, n)[i], model, params, unit)``. Runs as a
+    compiled `jax.vmap` in chunks of `DRAW_CHUNK` keys; the compilation depends on the model and
+    the unit's array shapes, not on `n`, the unit's settings or its statistic.
+
+    **Returns:** a `Draw` of ``(n, chan)`` arrays.
+    """
+    _check_unit(unit)
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be an integer >= 1, got {n!r}")
+    return _draws_from_keys(jax.random.split(key, int(n)), model, params, unit)
+
+
+def _draws_from_keys(keys: Array, model: Model, params: Any, unit: DataUnit) -> Draw:
+    n = keys.shape[0]
+    pad = -n % DRAW_CHUNK
+    padded = jnp.concatenate([keys, jnp.repeat(keys[-1:], pad, axis=0)]) if pad else keys
+    inputs, kind = _unit_inputs(unit), jnp.asarray(_background_kind(unit))
+    params = _as_arrays(params)
+    chunks = [_draw_chunk(padded[i:i + DRAW_CHUNK], model, params, inputs, unit.ngrid, kind)
+              for i in range(0, padded.shape[0], DRAW_CHUNK)]
+    return Draw(*(jnp.concatenate([c[j] for c in chunks])[:n] for j in range(2)))
 
 
 def _as_arrays(params: Any) -> Any:
@@ -219,7 +255,7 @@ def fakeit(key: PRNGKeyArray, model: Model, params: Any, unit_or_data: DataUnit 
 
     Each copy keeps the original's response(s), notice windows, statistic, weight, time, name,
     exposures, backscales, quality flags and data-layer factors; only the counts change (drawn
-    by `draw`). The source is Poisson (POISSERR = T, errors ``sqrt(counts)``); the background
+    as in `draw`). The source is Poisson (POISSERR = T, errors ``sqrt(counts)``); the background
     is Poisson with ``sqrt(counts)`` errors, or, for a Gaussian-background statistic, Gaussian
     and keeps the original background errors.
 
@@ -237,8 +273,8 @@ def fakeit(key: PRNGKeyArray, model: Model, params: Any, unit_or_data: DataUnit 
     - `model`, `params`: the photon model and its parameters.
     - `unit_or_data`: a complete `DataUnit`, or a `Data` (its units get independent keys,
         ``jax.random.split(key, len(data))``; the same `params` serve every unit).
-    - `n`: `None` for one copy (drawn with `key` itself, so it equals ``draw(key, ...)``), or
-        the number of copies: they are drawn in one `vmap` with ``jax.random.split(key, n)``.
+    - `n`: `None` for one copy (drawn with `key` itself: its counts are ``draw(key, ...)``), or
+        the number of copies (their counts are ``draws(key, ..., n)``, a compiled `vmap`).
     - `regroup`: see above.
 
     **Returns:**
@@ -261,8 +297,7 @@ def fakeit(key: PRNGKeyArray, model: Model, params: Any, unit_or_data: DataUnit 
     unit = unit_or_data
     _check_unit(unit)
     keys = key[None] if n is None else jax.random.split(key, int(n))
-    result = _draw_batch(keys, model, _as_arrays(params), _unit_inputs(unit), unit.ngrid,
-                         _background_kind(unit))
+    result = _draws_from_keys(keys, model, params, unit)
     src, bkg = np.asarray(result.src_counts), np.asarray(result.bkg_counts)
     copies = [_fake_unit(unit, src[i], bkg[i], regroup) for i in range(keys.shape[0])]
     return copies[0] if n is None else copies
@@ -379,12 +414,11 @@ def write_fakeit(path_prefix: str | os.PathLike, fake: DataUnit | Data | Sequenc
     """
     prefix = os.fspath(path_prefix)
     if isinstance(fake, Data):
-        written = {}
-        for name, unit in fake.items():
-            written[name] = write_fakeit(f"{prefix}_{_safe_name(name)}", unit, overwrite)
-        if len({tuple(sorted(p.items())) for p in written.values()}) != len(written):
-            raise ValueError("two unit names map to the same file names; rename the units")
-        return written
+        prefixes = {name: f"{prefix}_{_safe_name(name)}" for name in fake.names}
+        if len(set(prefixes.values())) != len(prefixes):
+            raise ValueError(f"unit names {list(fake.names)} map to the same file names; rename "
+                             "the units")
+        return {name: write_fakeit(prefixes[name], unit, overwrite) for name, unit in fake.items()}
     if isinstance(fake, DataUnit):
         _check_unit(fake)
         paths = {"src": f"{prefix}.src", "rsp": f"{prefix}.rsp"}
