@@ -5,7 +5,7 @@ The library never changes global JAX settings: enable float64 yourself with
 """
 
 from . import io
-from . import fold, likelihood, models, stats
+from . import fold, likelihood, models, simulate, stats
 from .data import (
     Auxiliary,
     Background,
@@ -38,6 +38,7 @@ __all__ = [
     "logunif",
     "models",
     "norm",
+    "simulate",
     "stats",
     "unif",
 ]

@@ -12,7 +12,7 @@ notebooks run anywhere without downloading data:
 - Source: a cutoff power law ``N(E) = K (E / 100 keV)^alpha exp(-E / Ec)`` with
   ``K = 0.05 ph/cm^2/s/keV``, ``alpha = -1``, ``Ec = 300 keV``, 10 s exposure.
 - Background: ``b(E) = 4 (E / 50 keV)^-1.2`` counts/s/keV, estimated (as from a polynomial fit
-  to a longer interval) with Gaussian errors ``sqrt(b / 10)``.
+  to a longer interval) with Gaussian errors ``sqrt(b / 10)``, the draw clipped at zero.
 
 The source counts are Poisson draws (POISSERR = T); the background is written with STAT_ERR.
 """

@@ -42,9 +42,3 @@ def fold(
     if drm.ndim == 3 and drm.shape[0] == 1 and photon_flux.ndim == 2:
         return photon_flux @ drm[0]
     return jnp.einsum("...p,...pg->...g", photon_flux, drm)
-
-
-def model_ctsrate(model: Model, params: Any, unit: Any) -> Float[Array, " group"]:
-    """A unit's expected count rate per group, through its corrected grouped DRM."""
-    flux = integrate_bins(model, params, unit.egrid, unit.ngrid)
-    return fold(flux, unit.corr_rsp_drm)

@@ -83,7 +83,8 @@ def test_expected_counts_fold_the_ungrouped_response(pg_unit):
     mu = simulate.expected_counts(MODEL, PARAMS, pg_unit)
     assert mu.shape == (pg_unit.rsp.n_channels,)
     grouped = jax.ops.segment_sum(mu, pg_unit.group_ids, pg_unit.n_groups + 1)[:pg_unit.n_groups]
-    rate = fold.model_ctsrate(MODEL, jnp.asarray(PARAMS), pg_unit)  # the likelihood's fold
+    rate = fold.fold(fold.integrate_bins(MODEL, jnp.asarray(PARAMS), pg_unit.egrid, pg_unit.ngrid),
+                     pg_unit.corr_rsp_drm)  # the likelihood's fold
     np.testing.assert_allclose(np.asarray(grouped), np.asarray(rate) * float(pg_unit.src.exposure),
                                rtol=1e-10)
     jitted = jax.jit(lambda p, u: simulate.expected_counts(MODEL, p, u))(jnp.asarray(PARAMS),
