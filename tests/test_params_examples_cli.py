@@ -88,3 +88,20 @@ def test_cli_info_on_example_and_on_files(tmp_path, capsys, data_dir):
     assert "row 4: 470 channels" in out and "300 photon bins" in out
     assert main(["info", str(tmp_path / "missing.pha")]) == 1
     assert "no such file" in capsys.readouterr().err
+
+
+def test_cli_fit_on_the_example(tmp_path, capsys):
+    from bayspec_jax.examples import EXAMPLE_TRUTH
+
+    plot = tmp_path / "fit.png"
+    assert main(["fit", "--example-dir", str(tmp_path), "--samples", "40", "--plot", str(plot)]) == 0
+    out = capsys.readouterr().out
+    assert "maximum likelihood" in out and "NUTS, 2 chains x 40 samples" in out
+    assert plot.exists() and plot.stat().st_size > 10_000
+    ml_table = out.split("maximum likelihood")[1].split("NUTS")[0]
+    rows = {line.split()[0]: line.split() for line in ml_table.splitlines() if line[:6] in
+            ("alpha ", "log_ec", "log_a ")}
+    value, error = float(rows["alpha"][1]), float(rows["alpha"][2])
+    assert abs(value - EXAMPLE_TRUTH["alpha"]) < 4 * error
+    value, error = float(rows["log_ec"][1]), float(rows["log_ec"][2])
+    assert abs(value - EXAMPLE_TRUTH["log_ec"]) < 4 * error
