@@ -1,7 +1,7 @@
 """Stacked units: per-unit arrays padded to a common shape, with masks, for one `vmap`-like pass.
 
-Units are sorted into a few stacks, one statistic each, so that padding never costs more than
-about twice the work of the unpadded units (`plan_stacks`). Padded photon bins have zero
+Units are sorted into a few stacks, one statistic each, so that no unit is padded to more than
+twice its own size (`plan_stacks`). Padded photon bins have zero
 response rows and are masked before folding; padded groups carry harmless counts and are
 masked out of the likelihood, so padding changes no result.
 """
@@ -18,8 +18,8 @@ from jaxtyping import Array, Bool, Float
 from ._convert import float_array
 
 MAX_PADDING = 2.0
-"""A stack's padded size (units x photon bins x groups) stays within this factor of the sum
-of its units' own sizes."""
+"""No unit of a stack is padded to more than this factor of its own size (photon bins x
+groups)."""
 
 
 class Stack(eqx.Module):
@@ -67,10 +67,11 @@ def _size(unit) -> tuple[int, int]:
 
 
 def plan_stacks(units: Sequence) -> list[list[int]]:
-    """Indices of `units` per stack: same statistic, padding within `MAX_PADDING`.
+    """Indices of `units` per stack: one statistic per stack, and no unit padded to more than
+    `MAX_PADDING` times its own size.
 
-    Greedy: units sorted by decreasing size join the current stack of their statistic while the
-    padded cost stays within `MAX_PADDING` of the summed unpadded cost.
+    Greedy: units sorted by decreasing size join the open stack of their statistic while the
+    padded size stays within `MAX_PADDING` of the newcomer's (the smallest so far).
     """
     plans: list[list[int]] = []
     by_stat: dict[str, list[int]] = {}
@@ -79,16 +80,15 @@ def plan_stacks(units: Sequence) -> list[list[int]]:
     for indices in by_stat.values():
         ordered = sorted(indices, key=lambda i: (-_size(units[i])[0] * _size(units[i])[1], i))
         current: list[int] = []
-        max_p = max_g = cost = 0
+        max_p = max_g = 0
         for i in ordered:
             p, g = _size(units[i])
             new_p, new_g = max(max_p, p), max(max_g, g)
-            if current and new_p * new_g * (len(current) + 1) > MAX_PADDING * (cost + p * g):
+            if current and new_p * new_g > MAX_PADDING * p * g:
                 plans.append(sorted(current))
-                current, max_p, max_g, cost = [], 0, 0, 0
-                new_p, new_g = p, g
+                current, new_p, new_g = [], p, g
             current.append(i)
-            max_p, max_g, cost = new_p, new_g, cost + p * g
+            max_p, max_g = new_p, new_g
         if current:
             plans.append(sorted(current))
     return sorted(plans, key=lambda plan: plan[0])
