@@ -10,7 +10,7 @@ from jaxtyping import Array, Float, Int
 
 from .._table import Table
 from ..io import ARF, RMF, OGIPError, read_arf, read_rmf, split_source
-from ..params import Par, unif
+from ..params import Par
 from ._convert import bins_array, float_array, int_array, source_name
 
 ENERGY_GRID_RTOL = 1e-5
