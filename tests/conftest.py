@@ -30,3 +30,17 @@ def reference() -> dict:
     """Numbers computed by the original bayspec 0.4.5 on the example files."""
     with open(_require(REFERENCE)) as f:
         return json.load(f)
+
+
+@pytest.fixture(scope="session")
+def joint(data_dir):
+    """bayspec's JOINT case: Fermi/GBM NaI + BGO, PGSTAT, grouped to 2 sigma (10 channels max)."""
+    import bayspec_jax as bj
+
+    d = data_dir
+    grpg = {"min_sigma": 2, "max_bin": 10}
+    nai = bj.DataUnit(src=str(d / "ME/me.src"), bkg=str(d / "ME/me.bkg"), rsp=str(d / "ME/me.rsp"),
+                      notc=[8, 900], stat="pgstat", grpg=grpg)
+    bgo = bj.DataUnit(src=str(d / "HE/he.src"), bkg=str(d / "HE/he.bkg"), rsp=str(d / "HE/he.rsp"),
+                      notc=[300, 38000], stat="pgstat", grpg=grpg)
+    return bj.Data([("nai", nai), ("bgo", bgo)])

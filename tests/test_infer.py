@@ -9,15 +9,10 @@ from bayspec_jax import infer
 
 
 @pytest.fixture(scope="module")
-def problem(data_dir):
-    d = data_dir
-    nai = bj.DataUnit(src=str(d / "ME/me.src"), bkg=str(d / "ME/me.bkg"), rsp=str(d / "ME/me.rsp"),
-                      notc=[8, 900], stat="pgstat", grpg={"min_sigma": 2, "max_bin": 10})
-    bgo = bj.DataUnit(src=str(d / "HE/he.src"), bkg=str(d / "HE/he.bkg"), rsp=str(d / "HE/he.rsp"),
-                      notc=[300, 38000], stat="pgstat", grpg={"min_sigma": 2, "max_bin": 10})
+def problem(joint):
     params = {"alpha": bj.Par(-1.0, bj.unif(-8, 4)), "log_ec": bj.Par(2.0, bj.unif(0, 4)),
               "log_a": bj.Par(0.0, bj.unif(-10, 10))}
-    return infer.Problem(bj.models.cpl, params, bj.Data([("nai", nai), ("bgo", bgo)]))
+    return infer.Problem(bj.models.cpl, params, joint)
 
 
 def test_maximum_likelihood_reaches_the_reference_and_is_stable(problem, reference):

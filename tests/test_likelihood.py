@@ -5,23 +5,12 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 import bayspec_jax as bj
 from bayspec_jax import likelihood, models
 
 JOINT_PARAMS = np.array([-1.563, 2.691, 2.354])
 _pointwise = jax.jit(bj.stats.pointwise, static_argnums=0)
-
-
-@pytest.fixture(scope="module")
-def joint(data_dir):
-    d = data_dir
-    nai = bj.DataUnit(src=str(d / "ME/me.src"), bkg=str(d / "ME/me.bkg"), rsp=str(d / "ME/me.rsp"),
-                      notc=[8, 900], stat="pgstat", grpg={"min_sigma": 2, "max_bin": 10})
-    bgo = bj.DataUnit(src=str(d / "HE/he.src"), bkg=str(d / "HE/he.bkg"), rsp=str(d / "HE/he.rsp"),
-                      notc=[300, 38000], stat="pgstat", grpg={"min_sigma": 2, "max_bin": 10})
-    return bj.Data([("nai", nai), ("bgo", bgo)])
 
 
 def test_joint_matches_bayspec(joint, reference):
