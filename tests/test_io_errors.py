@@ -1166,3 +1166,19 @@ def test_missing_row_or_extver_is_an_ogip_error(data_dir):
         Source.from_src2(str(data_dir / "ME/me.src2"))
     with pytest.raises(OGIPError, match="EXTVER"):
         Response.from_rsp2(str(data_dir / "ME/me.rsp2"))
+
+
+def test_mixed_precision_energy_columns_stay_finite(data_dir, tmp_path):
+    """ENERG_LO single precision, ENERG_HI double with a value beyond float32: keep float64."""
+    with fits.open(data_dir / "XRAY-sherpa-3c273/3c273.rmf") as hdul:
+        matrix = hdul["MATRIX"]
+        hi = np.array(matrix.data["ENERG_HI"], dtype=np.float64)
+        hi[0] = 1e300
+        cols = [fits.Column(name="ENERG_HI", format="D", array=hi) if c.name == "ENERG_HI"
+                else copy_column(matrix, c.name) for c in matrix.columns]
+        table = fits.BinTableHDU.from_columns(cols, header=matrix.header, name="MATRIX")
+        fits.HDUList([fits.PrimaryHDU(), table, hdul["EBOUNDS"].copy()]).writeto(
+            tmp_path / "mixed.rmf")
+    response = Redistribution.from_rmf(str(tmp_path / "mixed.rmf"))
+    assert response.phbin.dtype == np.float64
+    assert np.all(np.isfinite(np.asarray(response.phbin)))

@@ -159,8 +159,8 @@ def read_rmf(source: Any, extver: int | None = None) -> RMF:
             channels = np.arange(offset, offset + chbin.shape[0])
         return RMF(phbin=phbin, chbin=chbin, drm=drm, channels=channels, keywords=keywords,
                    file=label, extver=extver,
-                   chbin_dtype=_float_dtype(column(ebounds_hdu, "E_MIN", label)),
-                   phbin_dtype=_float_dtype(column(matrix_hdu, "ENERG_LO", label)))
+                   chbin_dtype=_float_dtype(chbin, ebounds_hdu, ("E_MIN", "E_MAX"), label),
+                   phbin_dtype=_float_dtype(phbin, matrix_hdu, ("ENERG_LO", "ENERG_HI"), label))
 
 
 def read_arf(source: Any, extver: int | None = None) -> ARF:
@@ -188,12 +188,20 @@ def read_arf(source: Any, extver: int | None = None) -> ARF:
             )
         keywords = {k: header_value(hdu, k, label) for k in _KEYWORDS if k in hdu.header}
         return ARF(phbin=phbin, specresp=specresp, keywords=keywords, file=label, extver=extver,
-                   phbin_dtype=_float_dtype(column(hdu, "ENERG_LO", label)))
+                   phbin_dtype=_float_dtype(phbin, hdu, ("ENERG_LO", "ENERG_HI"), label))
 
 
-def _float_dtype(values: Any) -> str:
-    dtype = np.asarray(values).dtype
-    return "float32" if dtype.kind == "f" and dtype.itemsize <= 4 else "float64"
+def _float_dtype(bounds: np.ndarray, hdu: Any, names: tuple[str, str], label: str) -> str:
+    """``"float32"`` when both bound columns are single precision (FITS ``E``) and the bounds
+    are finite in it, else ``"float64"``."""
+    single = all(
+        np.asarray(column(hdu, name, label)).dtype.kind == "f"
+        and np.asarray(column(hdu, name, label)).dtype.itemsize <= 4
+        for name in names
+    )
+    if single and np.all(np.isfinite(bounds.astype(np.float32))):
+        return "float32"
+    return "float64"
 
 
 def _read_energies(hdu: Any, label: str) -> np.ndarray:
