@@ -36,12 +36,22 @@ Rows of ours (tool ``bayspec_jax``):
   ``jax.jit(jax.value_and_grad(lambda th, st: loglike(cpl, th, st)))(theta, data.stacked)``.
 * ``closure``: ``jax.jit(lambda th: loglike(cpl, th, data))`` with the `Data` closed over, as a
   NumPyro/BlackJAX potential is usually written (the arrays become compile-time constants).
-* ``floor``: one bare batched einsum plus `stats.pgstat` over the same padded `data.stacked`
-  arrays, the model flux computed the same way (`fold.integrate_bins` on `stack.egrid`), padded
-  groups masked; jitted, arrays as arguments. The minimum our layout can cost.
-* ``floor, distinct grids``: the floor with the model evaluated once per distinct photon
-  energy grid of a stack and gathered per unit (K copies share 2 grids): what de-duplicating
-  model evaluation would save (a proposal, not library code).
+* ``floor`` (tool ``bayspec_jax_floor``, variant ``as-stacked``): one bare batched einsum plus
+  `stats.pgstat` per stack over the same padded `data.stacked` arrays, the model flux computed
+  the same way (`fold.integrate_bins` on `stack.egrid`, handed to the units through
+  `stack.grid_weights` when the stack holds its distinct grids), padded groups masked; jitted,
+  arrays as arguments. No factors, weights, finiteness checks or pytree flattening: the minimum
+  our layout can cost. The floor follows whatever layout `data.stacked` has.
+* a second floor, the other choice of grids: ``every-unit-grid`` (the model on every unit's
+  grid) when the library de-duplicates grids, ``distinct-grids`` (once per distinct grid,
+  gathered by index: a proposal) when it does not; skipped when there is nothing to
+  de-duplicate (K=1).
+
+Every worker also checks that the floors and the closure give our value to rtol 1e-10.
+Performance work in the package is not done here: this script only measures.
+
+Re-rendering: ``--from-results WORKDIR`` prints the table and rewrites RESULTS.md from the raw
+results of a finished run without measuring anything.
 
 The peers come from ``bash ../shared/peers-bench/peers_bench.sh`` (env KS, BUDGET, REPEAT=1,
 OUT; PEERS_SETUP=1 creates their venvs under ~/.cache/bayspec-peers on first use), run once per
@@ -60,7 +70,6 @@ import json
 import os
 import platform
 import shlex
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -98,7 +107,8 @@ def worker(args) -> None:
     """Measure one K in this (fresh) process; print 'RESULT {json}' lines."""
     # The harness's timing helpers; importing them also enables x64 and disables the
     # persistent compilation cache, as in the peers' processes.
-    common = _import_path("peers_bench_common", os.path.join(args.peers_dir, "peers_bench_common.py"))
+    common = _import_path("peers_bench_common",
+                          os.path.join(args.peers_dir, "peers_bench_common.py"))
     import jax
 
     jax.config.update("jax_enable_x64", True)
@@ -170,8 +180,10 @@ def worker(args) -> None:
 
     def timed(res, key, fn, extra, batch=False):
         """Compile (first call) and steady time of fn(theta_or_batch, *extra)."""
+        cpu0 = time.process_time()
         if batch:
             first, out = common.time_first(fn, tb, *extra)
+            res[f"{key}_first_cpu_s"] = time.process_time() - cpu0
             med, n, p10, p90 = common.time_steady(fn, [(tb, *extra), (tb * (1 + 1e-9), *extra)],
                                                   min_calls=10, budget_s=budget, warmup=3)
             res[f"{key}_first_s"] = first
@@ -179,6 +191,7 @@ def worker(args) -> None:
             res[f"{key}_n"] = n
             return out
         first, out = common.time_first(fn, theta0, *extra)
+        res[f"{key}_first_cpu_s"] = time.process_time() - cpu0  # CPU seconds, all threads
         med, n, p10, p90 = common.time_steady(fn, [(t, *extra) for t in thetas], budget_s=budget)
         res[f"{key}_first_s"] = first
         res[f"{key}_steady_us"] = med * 1e6
@@ -377,7 +390,8 @@ def log(msg: str) -> None:
 def run_ours(args, ks, rep, logf) -> list[dict]:
     rows = []
     for k in ks:
-        cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--k", str(k), "--src", args.src,
+        cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--k", str(k),
+               "--src", args.src,
                "--budget", str(args.budget), "--batch", str(args.batch),
                "--peers-dir", args.peers_dir, "--data-dir", args.data_dir]
         if k in args.vmap_ks:
@@ -436,7 +450,8 @@ def row_label(r) -> str:
     tool, variant = r.get("tool"), r.get("variant")
     if tool == "bayspec_jax":
         return {"args": "**bayspec_jax, pgstat** (make_loglike; arrays as args)",
-                "closure": "bayspec_jax, pgstat (Data closed over)"}.get(variant, f"bayspec_jax {variant}")
+                "closure": "bayspec_jax, pgstat (Data closed over)",
+                }.get(variant, f"bayspec_jax {variant}")
     if tool == "bayspec_jax_floor":
         return {"as-stacked": "floor: einsum + stats.pgstat on data.stacked",
                 "distinct-grids": "floor, model once per distinct grid (proposal)",
@@ -481,7 +496,8 @@ def table_row(r) -> str:
     return (f"| {row_label(r)} | {r['K']} | {npts} | {ll} | {fmt(build, 2)} "
             f"| {fmt(r.get('value_first_s'), 2)} | {fmt(r.get('vg_first_s'), 2)} "
             f"| {fmt(r.get('value_steady_us'))} | {fmt(r.get('vg_steady_us'))} "
-            f"| {fmt(r.get('vmap_steady_us_per_eval'))} | {fmt(r.get('vmap_vg_steady_us_per_eval'))} |")
+            f"| {fmt(r.get('vmap_steady_us_per_eval'))} "
+            f"| {fmt(r.get('vmap_vg_steady_us_per_eval'))} |")
 
 
 TOOL_ORDER = {"bayspec_jax": 0, "bayspec_jax_floor": 1, "bayspec": 2, "jaxspec": 3, "elisa": 4,
@@ -551,7 +567,8 @@ def ratios(rows, ks) -> tuple[list[str], list[str]]:
                         "target <= 1.5x)")
         dist = find(rows, "bayspec_jax_floor", k_mid, "distinct-grids")
         if dist:
-            out.append(f"  - floor with the model on distinct grids only: {dist['vg_steady_us']:.1f} us "
+            out.append(f"  - floor with the model on distinct grids only: "
+                       f"{dist['vg_steady_us']:.1f} us "
                        f"(ours would be {ours['vg_steady_us'] / dist['vg_steady_us']:.2f}x of it)")
         every = find(rows, "bayspec_jax_floor", k_mid, "every-unit-grid")
         if every:
@@ -574,6 +591,13 @@ def ratios(rows, ks) -> tuple[list[str], list[str]]:
                    f"(target <= {TARGET_COMPILE_RATIO:g}x: {'MET' if ok else 'NOT MET'})")
         verdicts.append(f"compile K={k_big}/K=1: value {rv:.2f}x, v+g {rg:.2f}x "
                         f"({'met' if ok else 'not met'}, target <= 2x)")
+        if cb.get("vg_first_cpu_s") and c1.get("vg_first_cpu_s"):
+            out.append(f"  - the same in CPU seconds of the process (less sensitive to other "
+                       f"processes on the machine): value {cb['value_first_cpu_s']:.2f} / "
+                       f"{c1['value_first_cpu_s']:.2f} s = "
+                       f"{cb['value_first_cpu_s'] / c1['value_first_cpu_s']:.2f}x, value+grad "
+                       f"{cb['vg_first_cpu_s']:.2f} / {c1['vg_first_cpu_s']:.2f} s = "
+                       f"{cb['vg_first_cpu_s'] / c1['vg_first_cpu_s']:.2f}x")
         for tool, variant in (("bayspec_jax", "closure"), ("jaxspec", "sub"), ("elisa", None)):
             a, b = find(rows, tool, 1, variant), find(rows, tool, k_big, variant)
             if a and b:
@@ -585,7 +609,8 @@ def ratios(rows, ks) -> tuple[list[str], list[str]]:
 # ------------------------------------------------------------------------------- RESULTS.md --
 
 def machine_info() -> dict:
-    info = {"nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+    nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    info = {"nproc": nproc,
             "cpu_count": os.cpu_count(), "platform": platform.platform()}
     try:
         with open("/proc/cpuinfo") as f:
@@ -621,6 +646,7 @@ def write_results(path, args, argv, rows, table, ratio_lines, verdicts, wall_s, 
     ours_args = [r for r in rows if r.get("tool") == "bayspec_jax" and r.get("variant") == "args"
                  and "error" not in r]
     k1 = find(rows, "bayspec_jax", 1, "args")
+    unmeasured = args.code_info.get("uncommitted_changes_not_measured", [])
     lines = ["# Likelihood benchmark: JOINT (GBM NaI + BGO, PGSTAT, cutoff power law)", "",
              "Written by `benchmarks/bench_loglike.py`; rerun it to refresh this file.", "",
              "## Command", "", "```", "python3 benchmarks/bench_loglike.py"
@@ -633,9 +659,8 @@ def write_results(path, args, argv, rows, table, ratio_lines, verdicts, wall_s, 
              f"timing, vmap batch {args.batch} at K in {sorted(args.vmap_ks)}; total wall time "
              f"{wall_s / 60:.1f} min.", "",
              "## Code measured", "", f"- {args.code_info['description']} (`--code {args.code}`)"
-             + (f"; uncommitted changes present in the checkout but not measured: "
-                f"{', '.join(x[3:] for x in args.code_info.get('uncommitted_changes_not_measured', []))}"
-                if args.code_info.get("uncommitted_changes_not_measured") else ""), "",
+             + ("; uncommitted changes present in the checkout but not measured: "
+                + ", ".join(x[3:] for x in unmeasured) if unmeasured else ""), "",
              "## Machine", "",
              f"- nproc {m['nproc']} (os.cpu_count {m['cpu_count']}), CPU `{m['cpu_model']}`, "
              f"memory {m['memory']}, {m['platform']}",
@@ -644,7 +669,8 @@ def write_results(path, args, argv, rows, table, ratio_lines, verdicts, wall_s, 
              "", "## Versions", ""]
     for tool, vals in v.items():
         lines.append(f"- {tool}: " + ", ".join(f"{k} {val}" for k, val in vals.items() if val))
-    lines += ["", "## Results", "", table, "", "## Ratios against the targets", "", *ratio_lines, "",
+    lines += ["", "## Results", "", table, "", "## Ratios against the targets", "",
+              *ratio_lines, "",
               "## Reading", ""]
     lines += reading(rows, args, verdicts, k1, ours_args, loads, m)
     with open(path, "w") as f:
@@ -667,14 +693,18 @@ def reading(rows, args, verdicts, k1, ours_args, loads, m) -> list[str]:
     ar = {r["K"]: r for r in ours_args}
     both = sorted(set(cl) & set(ar))
     if both:
-        parts = [f"K={k}: value {cl[k]['value_steady_us']:.0f} vs {ar[k]['value_steady_us']:.0f} us, "
+        parts = [f"K={k}: value {cl[k]['value_steady_us']:.0f} vs "
+                 f"{ar[k]['value_steady_us']:.0f} us, "
                  f"v+g {cl[k]['vg_steady_us']:.0f} vs {ar[k]['vg_steady_us']:.0f} us"
                  for k in both]
+        rv = [ar[k]["value_steady_us"] / cl[k]["value_steady_us"] for k in both]
+        rg = [ar[k]["vg_steady_us"] / cl[k]["vg_steady_us"] for k in both]
         out.append("- `Data` closed over (arrays become XLA constants, as in a typical NumPyro "
-                   "potential) vs arrays as arguments: " + "; ".join(parts) + ". The closure is "
-                   "not slower; where it is faster, part of the gap is the per-call flattening "
-                   "of the `Stack` pytrees and part is XLA folding the data-only sub-expressions "
-                   "of the statistic at compile time (which the library could precompute).")
+                   "potential) vs arrays as arguments: " + "; ".join(parts) + f". Arguments / "
+                   f"closure: value {min(rv):.2f}..{max(rv):.2f}x, value+grad "
+                   f"{min(rg):.2f}..{max(rg):.2f}x. A closure that is faster gains from the "
+                   "per-call flattening of the `Stack` pytrees it avoids and from XLA folding "
+                   "data-only sub-expressions of the statistic at compile time.")
     def by_k(variant):
         return {r["K"]: r for r in rows if r.get("tool") == "bayspec_jax_floor"
                 and r.get("variant") == variant and "error" not in r}
@@ -703,9 +733,16 @@ def reading(rows, args, verdicts, k1, ours_args, loads, m) -> list[str]:
         cold = [r["cold_first_compile_s"] for _, r in builds if isinstance(
             r.get("cold_first_compile_s"), dict)]
         if cold:
-            out.append(f"- The first compile in a fresh process (warm-up on the BGO unit alone, "
-                       f"not in the table) took {cold[0]['value']:.1f} s (value) and "
-                       f"{cold[0]['vg']:.1f} s (value+grad): a user's first fit pays that once.")
+            out.append(f"- The first compile in a fresh process (the warm-up, on a Data holding "
+                       f"the BGO unit alone; not in the table) took {cold[0]['value']:.1f} s "
+                       f"(value) and {cold[0]['vg']:.1f} s (value+grad).")
+        comp = ", ".join(f"K={k} {r['value_first_s']:.2f} / {r['vg_first_s']:.2f} s"
+                         for k, r in builds)
+        out.append(f"- Compile (value / value+grad) by K: {comp}. With one unit per stack (K=1) "
+                   "there is no per-unit gather of the model flux to compile; from K=4 on there "
+                   "is, so K=1 is the smallest program of the series. Compile times also move "
+                   "with the machine's load (see the CPU-seconds line under the ratios, when "
+                   "present).")
     peers_note = ("- The peers do not compute the same thing: jaxspec has no PGSTAT (its rows use "
                   "a Poisson likelihood with the background fixed, or one free background rate "
                   "per group), ELISA's PGSTAT integrates the model with one trapezoid per "
@@ -727,8 +764,10 @@ def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ks", default="1,4,16,64", help="numbers of JOINT copies (default 1,4,16,64)")
-    ap.add_argument("--repeat", type=int, default=3, help="repetitions of the whole suite (default 3)")
-    ap.add_argument("--budget", type=float, default=2.0, help="seconds per steady timing (default 2)")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="repetitions of the whole suite (default 3)")
+    ap.add_argument("--budget", type=float, default=2.0,
+                    help="seconds per steady timing (default 2)")
     ap.add_argument("--batch", type=int, default=256, help="vmap batch size (default 256)")
     ap.add_argument("--vmap-ks", default=None,
                     help="Ks with vmap timings (default: those <= 16; at K=64 one batched call "
@@ -785,7 +824,8 @@ def redundant_floor(r) -> bool:
 
 
 def report(args, argv, all_ours, all_peers, wall) -> None:
-    table_mod = _import_path("peers_bench_table", os.path.join(args.peers_dir, "peers_bench_table.py"))
+    table_mod = _import_path("peers_bench_table",
+                             os.path.join(args.peers_dir, "peers_bench_table.py"))
     all_ours = [r for r in all_ours if not redundant_floor(r)]
     loads = [x for r in all_ours for x in r.get("loadavg_1min", [])]
     rows = table_mod.merge(all_ours + all_peers)  # median over repetitions (the harness's merge)
