@@ -1,5 +1,6 @@
 """Write-then-read is exact for every example file (PHA I/II, RMF/RSP, ARF)."""
 
+import contextlib
 import io
 
 import numpy as np
@@ -89,23 +90,16 @@ def test_rsp2_roundtrip_selects_by_extver(data_dir):
 
 @pytest.mark.parametrize("relpath", ["LE/le.arf", "LE/le2.arf", "XRAY-sherpa-3c273/3c273.arf"])
 def test_arf_roundtrip(data_dir, relpath):
-    with pytest.warns(UserWarning) if relpath == "LE/le.arf" else _no_warning():
+    with pytest.warns(UserWarning) if relpath == "LE/le.arf" else contextlib.nullcontext():
         original = read_arf(str(data_dir / relpath))
     buffer = io.BytesIO()
     write_arf(buffer, [original, original])
     for extver in (1, 2):
-        with pytest.warns(UserWarning) if relpath == "LE/le.arf" else _no_warning():
+        with pytest.warns(UserWarning) if relpath == "LE/le.arf" else contextlib.nullcontext():
             back = read_arf((io.BytesIO(buffer.getvalue()), extver))
         np.testing.assert_array_equal(back.specresp, original.specresp)
         np.testing.assert_array_equal(back.phbin, original.phbin)
 
-
-class _no_warning:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def test_written_rmf_is_compressed(data_dir):
