@@ -38,11 +38,8 @@ def _factor(stack: Stack, data_params: DataParams, name: str) -> Array:
     return values[jnp.asarray(stack.positions)]
 
 
-def stack_pointwise(model: Model, params: Any, stack: Stack, data_params: DataParams = None):
-    """``(loglike, sign, ctsrate)`` per padded group of one stack, each ``(unit, ngroup)``.
-
-    `loglike` is unweighted and 0 in padded groups; `ctsrate` is the model count rate.
-    """
+def _stack_rate(model: Model, params: Any, stack: Stack, data_params: DataParams) -> Array:
+    """The model's count rate per padded group of one stack ``(unit, ngroup)``; 0 in padding."""
     flux = integrate_bins(model, params, stack.egrid, stack.ngrid)
     if stack.egrid.shape[0] != stack.n_units:
         # The model ran once per distinct energy grid; hand each unit its grid's fluxes. A grid
@@ -52,15 +49,28 @@ def stack_pointwise(model: Model, params: Any, stack: Stack, data_params: DataPa
         flux = stack.grid_weights @ jnp.where(finite, flux, 0.0)
         flux = jnp.where((stack.grid_weights @ bad_grid)[:, None] > 0, jnp.nan, flux)
     flux = jnp.where(stack.photon_mask, flux, 0.0)
-    rf = _factor(stack, data_params, "rf")
-    rate = fold(flux, stack.drm) * rf[:, None]
-    rate = jnp.where(stack.group_mask, rate, 0.0)
-    ts = (stack.src_efficiency * _factor(stack, data_params, "sf"))[:, None]
-    tb = (stack.bkg_efficiency * _factor(stack, data_params, "bf"))[:, None]
-    loglike, sign = stats.pointwise(
-        stack.stat, stack.src_counts, stack.bkg_counts, rate, ts, tb, stack.src_errors,
-        stack.bkg_errors, has_background=stack.has_background[:, None],
-    )
+    rate = fold(flux, stack.drm) * _factor(stack, data_params, "rf")[:, None]
+    return jnp.where(stack.group_mask, rate, 0.0)
+
+
+def _statistic_inputs(stack: Stack, data_params: DataParams) -> tuple[Array, ...]:
+    """``(S, B, ts, tb, sigma_S, sigma_B)`` of one stack, each ``(unit, ngroup)``."""
+    shape = stack.src_counts.shape
+    ts = stack.src_efficiency * _factor(stack, data_params, "sf")
+    tb = stack.bkg_efficiency * _factor(stack, data_params, "bf")
+    return (stack.src_counts, stack.bkg_counts, jnp.broadcast_to(ts[:, None], shape),
+            jnp.broadcast_to(tb[:, None], shape), stack.src_errors, stack.bkg_errors)
+
+
+def stack_pointwise(model: Model, params: Any, stack: Stack, data_params: DataParams = None):
+    """``(loglike, sign, ctsrate)`` per padded group of one stack, each ``(unit, ngroup)``.
+
+    `loglike` is unweighted and 0 in padded groups; `ctsrate` is the model count rate.
+    """
+    rate = _stack_rate(model, params, stack, data_params)
+    S, B, ts, tb, sigma_s, sigma_b = _statistic_inputs(stack, data_params)
+    loglike, sign = stats.pointwise(stack.stat, S, B, rate, ts, tb, sigma_s, sigma_b,
+                                    has_background=stack.has_background[:, None])
     return jnp.where(stack.group_mask, loglike, 0.0), sign, rate
 
 
@@ -78,11 +88,33 @@ def unit_loglike(model: Model, params: Any, data: DataLike,
 
 def loglike(model: Model, params: Any, data: DataLike,
             data_params: DataParams = None) -> Float[Array, ""]:
-    """Total log-likelihood ``sum(weight * unit loglike)`` of `data` under ``model(E, params)``."""
-    total = jnp.zeros((), dtype=jnp.result_type(float))
+    """Total log-likelihood ``sum(weight * unit loglike)`` of `data` under ``model(E, params)``.
+
+    The stacks of one statistic are evaluated as one flat array of groups (one elementwise
+    pass however many stacks); a non-finite model rate anywhere gives ``-inf``.
+    """
+    by_stat: dict[str, list[tuple[Stack, Array]]] = {}
     for stack in _stacks(data):
-        unit_ll, _, _ = stack_pointwise(model, params, stack, data_params)
-        total = total + jnp.sum(stack.weight * unit_ll.sum(axis=-1))
+        by_stat.setdefault(stack.stat, []).append(
+            (stack, _stack_rate(model, params, stack, data_params)))
+    total = jnp.zeros((), dtype=jnp.result_type(float))
+    for stat_name, items in by_stat.items():
+        def flat(arrays):
+            return jnp.concatenate([jnp.ravel(a) for a in arrays])
+
+        columns = zip(*(_statistic_inputs(stack, data_params) for stack, _ in items))
+        S, B, ts, tb, sigma_s, sigma_b = (flat(column) for column in columns)
+        rate = flat(rate for _, rate in items)
+        mask = flat(stack.group_mask for stack, _ in items)
+        weight = flat(jnp.broadcast_to(stack.weight[:, None], stack.group_mask.shape)
+                      for stack, _ in items)
+        has_background = flat(jnp.broadcast_to(stack.has_background[:, None],
+                                               stack.group_mask.shape) for stack, _ in items)
+        finite = jnp.isfinite(rate)
+        loglike_flat, _ = stats.pointwise(stat_name, S, B, jnp.where(finite, rate, 0.0), ts, tb,
+                                          sigma_s, sigma_b, has_background=has_background)
+        partial = jnp.sum(jnp.where(mask, weight * loglike_flat, 0.0))
+        total = total + jnp.where(jnp.all(finite), partial, -jnp.inf)
     return total
 
 
@@ -124,15 +156,21 @@ def model_ctsrate(model: Model, params: Any, data: Data,
     return _per_unit(data, model, params, data_params, lambda ll, s, r, w: r)
 
 
-def make_loglike(model: Model, data: Data, jit: bool = True) -> Callable[..., Array]:
-    """``f(params, data_params=None) -> loglike``, with the stacked arrays passed as arguments.
+def make_loglike(model: Model, data: Data, jit: bool = True,
+                 grad: bool = False) -> Callable[..., Any]:
+    """``f(params, data_params=None) -> loglike`` (``(loglike, gradient)`` with `grad`), the
+    stacked arrays passed as arguments.
 
     Passing the arrays (rather than closing over them) keeps compilation fast and independent of
-    their values; the function compiles once per `Data` shape.
+    their values; the function compiles once per `Data` shape. The arrays are flattened once
+    here, so a call only hands over a list of arrays. With `grad`, the gradient is with respect
+    to `params` (use `jax.grad` on `loglike` for the data-layer factors).
     """
-    def evaluate(params, stacks, data_params=None):
-        return loglike(model, params, stacks, data_params)
+    leaves, treedef = jax.tree.flatten(tuple(data.stacked))
 
-    compiled = jax.jit(evaluate) if jit else evaluate
-    stacks = data.stacked
-    return lambda params, data_params=None: compiled(params, stacks, data_params)
+    def evaluate(params, arrays, data_params=None):
+        return loglike(model, params, jax.tree.unflatten(treedef, arrays), data_params)
+
+    function = jax.value_and_grad(evaluate) if grad else evaluate
+    compiled = jax.jit(function) if jit else function
+    return lambda params, data_params=None: compiled(params, leaves, data_params)

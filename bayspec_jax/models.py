@@ -8,9 +8,12 @@ own model the same way: any elementwise `jnp` function of energy and a parameter
 
 from __future__ import annotations
 
+import math
+
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
+_LN10 = math.log(10.0)
 PIVOT_ENERGY = 1.0
 """Pivot energy [keV] of the power-law normalisations (bayspec's default)."""
 
@@ -18,14 +21,16 @@ PIVOT_ENERGY = 1.0
 def pl(energy: ArrayLike, params) -> Float[Array, "..."]:
     """Power law ``A (E / 1 keV)^alpha``; params ``(alpha, log10 A)``."""
     alpha, log_a = params[0], params[1]
-    return 10.0**log_a * (jnp.asarray(energy) / PIVOT_ENERGY) ** alpha
+    return jnp.exp(log_a * _LN10 + alpha * jnp.log(jnp.asarray(energy) / PIVOT_ENERGY))
 
 
 def cpl(energy: ArrayLike, params) -> Float[Array, "..."]:
     """Cutoff power law ``A (E / 1 keV)^alpha exp(-E / Ec)``; params ``(alpha, log10 Ec, log10 A)``."""
     alpha, log_ec, log_a = params[0], params[1], params[2]
     energy = jnp.asarray(energy)
-    return 10.0**log_a * (energy / PIVOT_ENERGY) ** alpha * jnp.exp(-energy / 10.0**log_ec)
+    # One exponential of the summed logarithms (fewer transcendental functions per energy).
+    return jnp.exp(log_a * _LN10 + alpha * jnp.log(energy / PIVOT_ENERGY)
+                   - energy * 10.0**-log_ec)
 
 
 def cpl_peak(energy: ArrayLike, params) -> Float[Array, "..."]:
@@ -46,9 +51,10 @@ def band(energy: ArrayLike, params) -> Float[Array, "..."]:
     pivot = 100.0
     ec = 10.0**log_ep / (2.0 + alpha)
     eb = (alpha - beta) * ec
-    low = (energy / pivot) ** alpha * jnp.exp(-energy / ec)
-    high = (eb / pivot) ** (alpha - beta) * jnp.exp(beta - alpha) * (energy / pivot) ** beta
-    return 10.0**log_a * jnp.where(energy <= eb, low, high)
+    log_energy = jnp.log(energy / pivot)
+    low = alpha * log_energy - energy / ec
+    high = (alpha - beta) * jnp.log(eb / pivot) + beta - alpha + beta * log_energy
+    return jnp.exp(log_a * _LN10 + jnp.where(energy <= eb, low, high))
 
 
 def bb(energy: ArrayLike, params) -> Float[Array, "..."]:

@@ -15,8 +15,10 @@ with `jnp.where`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
@@ -45,17 +47,29 @@ def poisson_loglike(count: ArrayLike, mean: ArrayLike) -> Float[Array, "*bins"]:
     regular = ~invalid & ~zero_count & ~zero_mean
     c = _safe(regular, count)
     mu = _safe(regular, mean)
-    # Far from saturation (mean and count differ by 2x or more): log(mean / count) is at least
-    # log 2 in size, so log(mean) - log(count) keeps full relative precision without forming
-    # a ratio that could underflow.
+    # One logarithm per bin, of an argument chosen per branch (logarithms dominate the cost).
+    # Far from saturation (mean and count differ by 2x or more): the ratio min/max <= 1/2, its
+    # logarithm is at least log 2 in size; a ratio below the smallest normal number is scaled
+    # by a power of two first so that it keeps its digits.
     far = (mu < 0.5 * c) | (c < 0.5 * mu)
-    log_ratio = jnp.log(mu) - jnp.log(c)
-    far_value = c * log_ratio - mu + c
+    ratio = jnp.minimum(mu, c) / jnp.maximum(mu, c)
+    finfo = jnp.finfo(ratio.dtype)
+    exponent = int(0.58 * finfo.maxexp)  # 593 in float64, 74 in float32
+    tiny = ratio < finfo.tiny
+    scaled = jnp.where(tiny, jnp.minimum(mu, c) * 2.0**exponent / jnp.maximum(mu, c), ratio)
+    # Near saturation: log1p(delta) as log(u) * delta / (u - 1) with u = 1 + delta (exact
+    # rounding compensation; Goldberg 1991), the series where |delta| < 1e-4.
     delta = (mu - c) / c
     small = jnp.abs(delta) < 1e-4
+    u = 1.0 + delta
+    log_arg = jnp.log(jnp.where(far, scaled, jnp.where(small | (u == 1.0), 1.0, u)))
+    log_small = log_arg - jnp.where(far & tiny, exponent * math.log(2.0), 0.0)
+    log_ratio = jnp.where(mu > c, -log_small, log_small)
+    far_value = jnp.where(mu < c, c * (log_ratio + 1.0 - ratio), c * log_ratio - mu + c)
+    log1p = jnp.where(small | (u == 1.0), delta, log_arg * delta / _safe(~small & (u != 1.0), u - 1.0))
     series = -c * delta * delta * (0.5 - delta / 3.0 + delta * delta / 4.0
                                    - delta * delta * delta / 5.0)
-    near_value = jnp.where(small, series, -c * (delta - jnp.log1p(_safe(~small, delta, 0.0))))
+    near_value = jnp.where(small, series, -c * (delta - log1p))
     value = jnp.where(far, far_value, near_value)
     value = jnp.where(zero_count, -_safe(zero_count, mean, 0.0), value)
     return jnp.where(regular | zero_count, value, -jnp.inf)
@@ -90,6 +104,26 @@ def wstat(S, B, m, ts, tb, sigma_S, sigma_B) -> Result:
     return loglike, _sign(S / ts - B / tb - m)
 
 
+def _pgstat_general(S, B, m, ts, tb, sigma, general):
+    """XSPEC's general PGSTAT quadratic: ``(counts, Poisson mean, Gaussian term)`` per bin."""
+    s_g, b_g, m_g, sig_g = (_safe(general, S, 0.0), _safe(general, B, 0.0),
+                            _safe(general, m, 0.0), _safe(general, sigma, 0.0))
+    aa = tb * tb
+    var_g = sig_g * sig_g
+    bb = ts * var_g - tb * b_g + tb * tb * m_g
+    cc = ts * var_g * m_g - s_g * var_g - tb * b_g * m_g
+    disc = bb * bb - 4.0 * aa * cc
+    real = disc > 0
+    dd = jnp.where(real, jnp.sqrt(_safe(real, disc)), 0.0)
+    qq = -0.5 * (bb + jnp.where(bb < 0, -1.0, 1.0) * dd)
+    b1 = qq / aa
+    b2 = jnp.where(qq != 0, cc / _safe(qq != 0, qq), 0.0)
+    b = jnp.where(b1 > 0, b1, b2)
+    has_error = sig_g != 0
+    z_g = (b_g - tb * b) / _safe(has_error, sig_g)
+    return s_g, ts * (b + m_g), jnp.where(has_error, -0.5 * z_g * z_g, 0.0)
+
+
 def pgstat(S, B, m, ts, tb, sigma_S, sigma_B) -> Result:
     """Poisson source and Gaussian background, the background rate profiled (XSPEC PGSTAT).
 
@@ -98,7 +132,9 @@ def pgstat(S, B, m, ts, tb, sigma_S, sigma_B) -> Result:
     otherwise (zero background error, negative model or negative counts).
     """
     del sigma_S
-    sigma = sigma_B
+    dtype = jnp.result_type(S, B, m, ts, tb, sigma_B, float)
+    S, B, m, ts, tb, sigma = jnp.broadcast_arrays(
+        *(jnp.asarray(x, dtype=dtype) for x in (S, B, m, ts, tb, sigma_B)))
     ok = (sigma > 0) & (m >= 0)
     zero = ok & (S == 0)
     positive = ok & (S > 0)
@@ -129,28 +165,17 @@ def pgstat(S, B, m, ts, tb, sigma_S, sigma_B) -> Result:
     )
     z_p = ((expected - s_p) / (mu_s + variance)) * error
 
-    # General quadratic (XSPEC).
-    s_g, b_g, m_g, sig_g = (_safe(general, S, 0.0), _safe(general, B, 0.0),
-                            _safe(general, m, 0.0), _safe(general, sigma, 0.0))
-    aa = tb * tb
-    var_g = sig_g * sig_g
-    bb = ts * var_g - tb * b_g + tb * tb * m_g
-    cc = ts * var_g * m_g - s_g * var_g - tb * b_g * m_g
-    disc = bb * bb - 4.0 * aa * cc
-    real = disc > 0
-    dd = jnp.where(real, jnp.sqrt(_safe(real, disc)), 0.0)
-    qq = -0.5 * (bb + jnp.where(bb < 0, -1.0, 1.0) * dd)
-    b1 = qq / aa
-    b2 = jnp.where(qq != 0, cc / _safe(qq != 0, qq), 0.0)
-    b = jnp.where(b1 > 0, b1, b2)
-    has_error = sig_g != 0
-    z_g = (b_g - tb * b) / _safe(has_error, sig_g)
+    # The general branch is computed only when some bin needs it (rare: zero background error,
+    # negative model or negative counts); one Poisson term serves it and the S > 0 branch.
+    def only_positive(_):
+        return s_p, mu_s, -0.5 * z_p * z_p
 
-    # One Poisson term serves both the S > 0 and the general branch.
-    counts = jnp.where(positive, s_p, s_g)
-    mean = jnp.where(positive, mu_s, ts * (b + m_g))
-    gaussian = jnp.where(positive, -0.5 * z_p * z_p,
-                         jnp.where(has_error, -0.5 * z_g * z_g, 0.0))
+    def with_general(_):
+        counts_g, mean_g, gaussian_g = _pgstat_general(S, B, m, ts, tb, sigma, general)
+        return (jnp.where(positive, s_p, counts_g), jnp.where(positive, mu_s, mean_g),
+                jnp.where(positive, -0.5 * z_p * z_p, gaussian_g))
+
+    counts, mean, gaussian = jax.lax.cond(jnp.any(general), with_general, only_positive, None)
     loglike = jnp.where(zero, loglike_zero, poisson_loglike(counts, mean) + gaussian)
     return loglike, _sign(S / ts - B / tb - m)
 

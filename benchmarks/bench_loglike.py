@@ -33,7 +33,7 @@ Rows of ours (tool ``bayspec_jax``):
 
 * ``args``: the library's API with the stacked arrays passed as arguments:
   value = ``likelihood.make_loglike(cpl, data)``; value+grad =
-  ``jax.jit(jax.value_and_grad(lambda th, st: loglike(cpl, th, st)))(theta, data.stacked)``.
+  ``likelihood.make_loglike(cpl, data, grad=True)`` (the arrays flattened once, then passed).
 * ``closure``: ``jax.jit(lambda th: loglike(cpl, th, data))`` with the `Data` closed over, as a
   NumPyro/BlackJAX potential is usually written (the arrays become compile-time constants).
 * ``floor`` (tool ``bayspec_jax_floor``, variant ``as-stacked``): one bare batched einsum plus
@@ -218,7 +218,7 @@ def worker(args) -> None:
     res = {"tool": "bayspec_jax", "variant": "args"}
     f_value = make_loglike(cpl, data)
     value = float(timed(res, "value", f_value, ()))
-    vg = timed(res, "vg", jax.jit(jax.value_and_grad(ll_stacks)), (stacks,))
+    vg = timed(res, "vg", make_loglike(cpl, data, grad=True), ())
     res["value"] = value
     res["vg_value"] = float(vg[0])
     res["grad_at_theta0"] = [float(x) for x in np.ravel(vg[1])]
