@@ -4,8 +4,7 @@ The library never changes global JAX settings: enable float64 yourself with
 ``jax.config.update("jax_enable_x64", True)`` when you need it.
 """
 
-from . import io
-from . import fold, likelihood, models, simulate, stats
+from . import fold, io, likelihood, models, simulate, stats, views
 from .data import (
     Auxiliary,
     Background,
@@ -41,4 +40,5 @@ __all__ = [
     "simulate",
     "stats",
     "unif",
+    "views",
 ]

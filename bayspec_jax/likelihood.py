@@ -38,10 +38,33 @@ def _factor(stack: Stack, data_params: DataParams, name: str) -> Array:
     return values[jnp.asarray(stack.positions)]
 
 
-def _stack_rate(model: Model, params: Any, stack: Stack, data_params: DataParams) -> Array:
-    """The model's count rate per padded group of one stack ``(unit, ngroup)``; 0 in padding."""
-    flux = integrate_bins(model, params, stack.egrid, stack.ngrid)
-    if stack.egrid.shape[0] != stack.n_units:
+def _grid_fluxes(model: Model, params: Any, stacks: Sequence[Stack]) -> list[Array]:
+    """Photon flux per bin on each stack's distinct grids ``(grid, nphot)``: one model call.
+
+    Stacks with the same points per bin share one evaluation of the model and of the
+    integration (fewer, larger kernels).
+    """
+    fluxes: dict[int, Array] = {}
+    by_ngrid: dict[int, list[int]] = {}
+    for i, stack in enumerate(stacks):
+        by_ngrid.setdefault(stack.ngrid, []).append(i)
+    for ngrid, members in by_ngrid.items():
+        energies = jnp.concatenate([jnp.ravel(stacks[i].egrid) for i in members])
+        flux = integrate_bins(model, params, energies, ngrid)
+        start = 0
+        for i in members:
+            grid, size = stacks[i].egrid.shape
+            fluxes[i] = flux[start:start + grid * size // ngrid].reshape(grid, size // ngrid)
+            start += grid * size // ngrid
+    return [fluxes[i] for i in range(len(stacks))]
+
+
+def _stack_rate(stack: Stack, flux: Array, data_params: DataParams) -> Array:
+    """The model's count rate per padded group of one stack ``(unit, ngroup)``, 0 in padding,
+    from the flux on its distinct grids."""
+    if stack.egrid.shape[0] == 1:  # one grid for the whole stack
+        flux = jnp.broadcast_to(flux, (stack.n_units, flux.shape[-1]))
+    elif stack.egrid.shape[0] != stack.n_units:
         # The model ran once per distinct energy grid; hand each unit its grid's fluxes. A grid
         # with a non-finite flux marks its units NaN (rejected by the statistic), not others.
         finite = jnp.isfinite(flux)
@@ -67,7 +90,7 @@ def stack_pointwise(model: Model, params: Any, stack: Stack, data_params: DataPa
 
     `loglike` is unweighted and 0 in padded groups; `ctsrate` is the model count rate.
     """
-    rate = _stack_rate(model, params, stack, data_params)
+    rate = _stack_rate(stack, _grid_fluxes(model, params, [stack])[0], data_params)
     S, B, ts, tb, sigma_s, sigma_b = _statistic_inputs(stack, data_params)
     loglike, sign = stats.pointwise(stack.stat, S, B, rate, ts, tb, sigma_s, sigma_b,
                                     has_background=stack.has_background[:, None])
@@ -93,10 +116,10 @@ def loglike(model: Model, params: Any, data: DataLike,
     The stacks of one statistic are evaluated as one flat array of groups (one elementwise
     pass however many stacks); a non-finite model rate anywhere gives ``-inf``.
     """
+    stacks = _stacks(data)
     by_stat: dict[str, list[tuple[Stack, Array]]] = {}
-    for stack in _stacks(data):
-        by_stat.setdefault(stack.stat, []).append(
-            (stack, _stack_rate(model, params, stack, data_params)))
+    for stack, flux in zip(stacks, _grid_fluxes(model, params, stacks)):
+        by_stat.setdefault(stack.stat, []).append((stack, _stack_rate(stack, flux, data_params)))
     total = jnp.zeros((), dtype=jnp.result_type(float))
     for stat_name, items in by_stat.items():
         def flat(arrays):

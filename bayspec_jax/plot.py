@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from . import likelihood
+from . import likelihood, views
 from .data.data import Data
 from .fold import Model
+
+SPECTRUM_LABELS = {
+    "phtspec": r"$N(E)$ [" + views.SPECTRUM_UNITS["phtspec"] + "]",
+    "flxspec": r"$E\,N(E)$ [" + views.SPECTRUM_UNITS["flxspec"] + "]",
+    "ergspec": r"$E^2 N(E)$ [" + views.SPECTRUM_UNITS["ergspec"] + "]",
+}
+"""Axis labels of the deconvolved spectra."""
+
+
+def _pyplot(path):
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def counts_spectrum(model: Model, params: Any, data: Data, path: str | None = None,
@@ -23,12 +42,7 @@ def counts_spectrum(model: Model, params: Any, data: Data, path: str | None = No
 
     **Returns:** the matplotlib `Figure`.
     """
-    import matplotlib
-
-    if path is not None:
-        matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot(path)
     rates = likelihood.model_ctsrate(model, params, data)
     residuals = likelihood.pseudo_residual(model, params, data)
     figure, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(7, 6),
@@ -57,9 +71,264 @@ def counts_spectrum(model: Model, params: Any, data: Data, path: str | None = No
     top.set_ylabel("counts / s / keV")
     bottom.set_ylabel("pseudo-residual")
     bottom.set_xlabel("energy [keV]")
+    return _finish(figure, top, title, path)
+
+
+def _finish(figure, top, title: str | None, path: str | None):
+    """Legend and title on the top panel; write the figure to `path` when given."""
     top.legend(frameon=False)
     if title:
         top.set_title(title)
+    if path is not None:
+        figure.savefig(path, dpi=120, bbox_inches="tight")
+    return figure
+
+
+def deconvolved_spectrum(model: Model, params: Any, data: Data, kind: str = "ergspec",
+                         path: str | None = None, rebinned: bool = False,
+                         data_params: likelihood.DataParams = None, title: str | None = None,
+                         n_energies: int = 400):
+    """Deconvolved (unfolded) spectrum of each unit with the model, and sigma residuals below.
+
+    The points are `views.deconvolve` at each group's centre, with the group's energy range as
+    x error and the deconvolved error as y error; groups whose net spectrum is not positive are
+    shown as 2-sigma upper limits where that is positive. The y range follows the positive
+    points (upper limits and the model may run off it). The model is drawn on `n_energies`
+    log-spaced energies over all groups. The residuals are `views.residual` (the same in count
+    and deconvolved space).
+
+    **Arguments:**
+
+    - `model`, `params`: the photon model and its parameters.
+    - `data`: the `Data`.
+    - `kind`: ``"ergspec"`` (nuFnu), ``"flxspec"`` or ``"phtspec"``.
+    - `path`: write the figure there (PNG, PDF... by extension) when given.
+    - `rebinned`: show each unit's rebinning grid instead of its fitted groups.
+    - `data_params`: optional ``sf``, ``bf``, ``rf`` per unit (see `likelihood`).
+
+    **Returns:** the matplotlib `Figure` (two axes: spectrum, residuals).
+    """
+    if kind not in views.SPECTRUM_KINDS:
+        raise ValueError(f"kind must be one of {list(views.SPECTRUM_KINDS)}, got {kind!r}")
+    if isinstance(n_energies, bool) or not isinstance(n_energies, int) or n_energies < 2:
+        raise ValueError(f"n_energies must be an integer >= 2, got {n_energies!r}")
+    plt = _pyplot(path)
+    values = views.deconvolve(model, params, data, kind, rebinned, False, data_params)
+    errors = views.deconvolve(model, params, data, kind, rebinned, True, data_params)
+    residuals = (views.re_residual if rebinned else views.residual)(model, params, data,
+                                                                    data_params)
+    figure, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(7, 6),
+                                         gridspec_kw={"height_ratios": [3, 1], "hspace": 0})
+    shown, low_edges, high_edges = [], [], []
+    for i, ((name, unit), value, error, residual) in enumerate(
+            zip(data.items(), values, errors, residuals)):
+        color = f"C{i}"
+        chbin = np.asarray(unit.rsp_re_chbin if rebinned else unit.rsp_chbin, dtype=float)
+        centre = chbin.mean(axis=1)
+        half = [centre - chbin[:, 0], chbin[:, 1] - centre]
+        value, error = np.asarray(value, dtype=float), np.asarray(error, dtype=float)
+        detected = np.isfinite(value) & (value > 0)
+        top.errorbar(centre[detected], value[detected], yerr=error[detected],
+                     xerr=[h[detected] for h in half], fmt="none", lw=1, color=color,
+                     label=f"{name} ({unit.stat})")
+        limit = value + 2.0 * error
+        upper = ~detected & np.isfinite(limit) & (limit > 0)
+        if upper.any():
+            top.errorbar(centre[upper], limit[upper], yerr=0.4 * limit[upper],
+                         xerr=[h[upper] for h in half], uplims=True, fmt="none", lw=1,
+                         color=color, alpha=0.6)
+        bottom.errorbar(centre, np.asarray(residual, dtype=float), yerr=1.0,
+                        xerr=half, fmt="none", color=color, lw=1)
+        shown.append(value[detected])
+        low_edges.append(chbin[:, 0].min())
+        high_edges.append(chbin[:, 1].max())
+    energy = np.geomspace(min(low_edges), max(high_edges), n_energies)
+    curve = np.asarray(views.model_spectrum(model, params, energy, kind), dtype=float)
+    top.plot(energy, curve, color="k", lw=1.4, label="model")
+    bottom.axhline(0.0, color="k", lw=0.8)
+    top.set_xscale("log")
+    top.set_yscale("log")
+    points = np.concatenate(shown)
+    points = points[np.isfinite(points) & (points > 0)]
+    if points.size:  # the detections set the range: neither a steep model cutoff nor an upper
+        # limit deconvolved there (both can reach 1e-30) may squash them
+        top.set_ylim(0.5 * points.min(), 2.0 * points.max())
+    top.set_xlim(min(low_edges) / 1.1, max(high_edges) * 1.1)
+    top.set_ylabel(SPECTRUM_LABELS[kind])
+    bottom.set_ylabel(r"residual [$\sigma$]")
+    bottom.set_xlabel("energy [keV]")
+    limit = np.nanmax(np.abs(np.concatenate([np.asarray(r, dtype=float) for r in residuals])))
+    bottom.set_ylim(-max(3.5, 1.1 * limit + 1), max(3.5, 1.1 * limit + 1))
+    for axis in (top, bottom):
+        axis.tick_params(which="both", direction="in", top=True, right=True)
+    return _finish(figure, top, title, path)
+
+
+def _flat_samples(samples: Any) -> tuple[list[str], np.ndarray]:
+    if not isinstance(samples, Mapping) or not samples:
+        raise ValueError("samples must be a non-empty dict {name: 1-d or (chain, draw) array}, "
+                         f"got {type(samples).__name__}")
+    names, columns = [], []
+    for name, values in samples.items():
+        values = np.asarray(values, dtype=float)
+        if values.ndim not in (1, 2) or values.size < 2:
+            raise ValueError(f"samples[{name!r}] must be a 1-d or (chain, draw) array with at "
+                             f"least 2 draws, got shape {values.shape}")
+        names.append(str(name))
+        columns.append(values.ravel())
+    sizes = {c.size for c in columns}
+    if len(sizes) != 1:
+        raise ValueError(f"samples must all have the same number of draws, got "
+                         f"{dict(zip(names, (c.size for c in columns)))}")
+    table = np.stack(columns, axis=1)
+    finite = np.all(np.isfinite(table), axis=1)
+    if finite.sum() < 2:
+        raise ValueError("samples have fewer than 2 draws that are finite in every parameter")
+    return names, table[finite]
+
+
+def _truth_values(truths: Any, names: list[str]) -> list[float | None]:
+    if truths is None:
+        return [None] * len(names)
+    if isinstance(truths, Mapping):
+        unknown = sorted(set(map(str, truths)) - set(names))
+        if unknown:
+            raise ValueError(f"truths has unknown name(s) {unknown}; samples are {names}")
+        return [None if truths.get(n) is None else float(truths[n]) for n in names]
+    if isinstance(truths, (Sequence, np.ndarray)):
+        if len(truths) != len(names):
+            raise ValueError(f"truths must have one value per parameter ({len(names)}), got "
+                             f"{len(truths)}")
+        return [None if t is None else float(t) for t in truths]
+    raise ValueError(f"truths must be None, a dict or a sequence, got {type(truths).__name__}")
+
+
+def _smooth(histogram: np.ndarray) -> np.ndarray:
+    """One pass of a 1-2-1 kernel along each axis (edges reflected)."""
+    for axis in (0, 1):
+        padded = np.concatenate([np.take(histogram, [0], axis), histogram,
+                                 np.take(histogram, [-1], axis)], axis=axis)
+        n = histogram.shape[axis]
+        histogram = (np.take(padded, range(n), axis) + 2 * np.take(padded, range(1, n + 1), axis)
+                     + np.take(padded, range(2, n + 2), axis)) / 4.0
+    return histogram
+
+
+def _mass_levels(histogram: np.ndarray, masses: Sequence[float]) -> list[float]:
+    """Histogram values whose upper level sets hold the given fractions of the total."""
+    ordered = np.sort(histogram.ravel())[::-1]
+    cumulative = np.cumsum(ordered) / ordered.sum()
+    return [float(ordered[min(np.searchsorted(cumulative, m), ordered.size - 1)])
+            for m in masses]
+
+
+def _summary(name: str, low: float, median: float, high: float) -> str:
+    """``name = median^{+up}_{-down}`` with two significant digits on the smaller error."""
+    spread = min(high - median, median - low)
+    digits = 2 if not spread > 0 else max(0, 1 - int(np.floor(np.log10(spread))))
+    return (f"{name} = {median:.{digits}f}$^{{+{high - median:.{digits}f}}}"
+            f"_{{-{median - low:.{digits}f}}}$")
+
+
+_TRUTH_STYLE = {"color": "C3", "lw": 1.0}
+
+
+def _diagonal_panel(ax, x, name, bins, limits, truth) -> None:
+    """Histogram of one parameter, its 16/50/84% quantiles (titled) and its truth."""
+    ax.hist(x, bins=bins, range=limits, histtype="step", color="k", lw=1.0, density=True)
+    low, median, high = np.quantile(x, [0.16, 0.5, 0.84])
+    for q, style in ((low, "--"), (median, "-"), (high, "--")):
+        ax.axvline(q, color="k", ls=style, lw=0.8)
+    if truth is not None:
+        ax.axvline(truth, **_TRUTH_STYLE)
+    ax.set_title(_summary(name, low, median, high), fontsize=9)
+    ax.set_yticks([])
+    ax.set_xlim(limits)
+
+
+def _pair_panel(ax, x, y, bins, limits, masses, truth) -> None:
+    """2-D histogram of two parameters, contours holding `masses` of the draws, truths."""
+    histogram, xedges, yedges = np.histogram2d(x, y, bins=bins, range=list(limits))
+    histogram = _smooth(histogram)
+    ax.pcolormesh(xedges, yedges, histogram.T, cmap="Greys", shading="flat", rasterized=True)
+    # the widest mass gives the lowest level; contour wants increasing levels
+    levels = _mass_levels(histogram, masses)[::-1]
+    if all(a < b for a, b in itertools.pairwise(levels)) and levels[-1] < histogram.max():
+        ax.contour(0.5 * (xedges[1:] + xedges[:-1]), 0.5 * (yedges[1:] + yedges[:-1]),
+                   histogram.T, levels=levels, colors="C0",
+                   linewidths=np.linspace(0.8, 1.5, len(levels)))
+    if truth[0] is not None:
+        ax.axvline(truth[0], **_TRUTH_STYLE)
+    if truth[1] is not None:
+        ax.axhline(truth[1], **_TRUTH_STYLE)
+    if truth[0] is not None and truth[1] is not None:
+        ax.plot(*truth, "s", color="C3", ms=4)
+    ax.set_xlim(limits[0])
+    ax.set_ylim(limits[1])
+
+
+def corner(samples: Mapping[str, Any], truths: Any = None, path: str | None = None,
+           bins: int = 30, masses: Sequence[float] = (0.68, 0.95), title: str | None = None):
+    """A corner plot of posterior samples (matplotlib only).
+
+    1-D histograms on the diagonal, with the median and the 16% and 84% quantiles (given in
+    each title); below it, 2-D histograms of each pair with contours holding `masses` of the
+    draws (68% and 95%). Upper-triangle panels are removed.
+
+    **Arguments:**
+
+    - `samples`: ``{name: draws}``, each 1-d or ``(chain, draw)`` (flattened); all the same
+        size. Draws not finite in every parameter are dropped.
+    - `truths`: `None`, ``{name: value}`` or one value per parameter (`None` skips one);
+        drawn as lines.
+    - `path`: write the figure there when given.
+    - `bins`: histogram bins per parameter.
+
+    **Returns:** the matplotlib `Figure` (``n (n + 1) / 2`` axes for `n` parameters).
+    """
+    names, table = _flat_samples(samples)
+    truth = _truth_values(truths, names)
+    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 2:
+        raise ValueError(f"bins must be an integer >= 2, got {bins!r}")
+    masses = sorted(float(m) for m in masses)
+    if not masses or not all(0 < m < 1 for m in masses):
+        raise ValueError(f"masses must be fractions in (0, 1), got {masses!r}")
+    plt = _pyplot(path)
+    n = len(names)
+    size = max(2.0, min(2.6, 9.0 / n))
+    figure, axes = plt.subplots(n, n, figsize=(size * n + 0.8, size * n + 0.6), squeeze=False)
+    ranges = []
+    for column in table.T:
+        low, high = np.quantile(column, [0.0005, 0.9995])
+        if high <= low:
+            low, high = low - 0.5, high + 0.5
+        pad = 0.05 * (high - low)
+        ranges.append((low - pad, high + pad))
+    for i in range(n):
+        for j in range(n):
+            ax = axes[i, j]
+            if j > i:
+                figure.delaxes(ax)
+                continue
+            if i == j:
+                _diagonal_panel(ax, table[:, i], names[i], bins, ranges[i], truth[i])
+            else:
+                _pair_panel(ax, table[:, j], table[:, i], bins, (ranges[j], ranges[i]), masses,
+                            (truth[j], truth[i]))
+            ax.tick_params(direction="in", labelsize=8)
+            if i == n - 1:
+                ax.set_xlabel(names[j])
+                for label in ax.get_xticklabels():
+                    label.set_rotation(45)
+            else:
+                ax.set_xticklabels([])
+            if j == 0 and i > 0:
+                ax.set_ylabel(names[i])
+            elif i != j:
+                ax.set_yticklabels([])
+    figure.subplots_adjust(wspace=0.06, hspace=0.06)
+    if title:
+        figure.suptitle(title)
     if path is not None:
         figure.savefig(path, dpi=120, bbox_inches="tight")
     return figure

@@ -10,7 +10,12 @@ of bayspec 0.4.5 (XSPEC's PGSTAT and W-statistic).
 All functions are pure `jax.numpy`, broadcast over any leading axes, and are safe under
 `jit`, `vmap` and `grad`: values and gradients stay finite at zero counts, zero background,
 zero background error and zero model (every branch is evaluated on safe inputs and selected
-with `jnp.where`).
+with `jnp.where`). The derivatives of `pstat`, `wstat` and `pgstat` with respect to ``m``,
+``ts`` and ``tb`` are written out (for the profiled statistics, the partial derivatives of the
+joint likelihood at the profiled background: the envelope theorem) rather than traced through
+the profile's solution, which makes `jax.grad` of a likelihood several times cheaper; where the
+counts themselves are differentiated, or in the rare irregular bins, JAX's automatic derivative
+is used.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+from jax.custom_derivatives import SymbolicZero
 from jaxtyping import Array, ArrayLike, Float
 
 Result = tuple[Float[Array, "*bins"], Float[Array, "*bins"]]
@@ -75,21 +81,23 @@ def poisson_loglike(count: ArrayLike, mean: ArrayLike) -> Float[Array, "*bins"]:
     return jnp.where(regular | zero_count, value, -jnp.inf)
 
 
-def pstat(S, B, m, ts, tb, sigma_S, sigma_B) -> Result:
-    """Poisson source counts, background ignored (``B``, ``tb``, errors unused)."""
-    del B, tb, sigma_S, sigma_B
+def _floats(*arrays) -> list[Array]:
+    """The arguments as float arrays of one broadcast shape."""
+    dtype = jnp.result_type(*arrays, float)
+    return list(jnp.broadcast_arrays(*(jnp.asarray(x, dtype=dtype) for x in arrays)))
+
+
+def _pstat_parts(S, B, m, ts, tb, sigma_S, sigma_B):
+    """``(loglike, d/dm, d/dts, d/dtb, irregular)`` of `pstat` (see `_with_profile_partials`)."""
     mu = m * ts
-    return poisson_loglike(S, mu), _sign(S - mu)
+    loglike = poisson_loglike(S, mu)
+    slope = jnp.where(mu > 0, S / _safe(mu > 0, mu), 0.0) - 1.0
+    irregular = (S < 0) | (m < 0) | ~jnp.isfinite(loglike)
+    return loglike, ts * slope, m * slope, jnp.zeros_like(mu), irregular
 
 
-def cash(S, B, m, ts, tb, sigma_S, sigma_B) -> Result:
-    """The Cash statistic (XSPEC cstat without a background): the same as `pstat`."""
-    return pstat(S, B, m, ts, tb, sigma_S, sigma_B)
-
-
-def wstat(S, B, m, ts, tb, sigma_S, sigma_B) -> Result:
-    """Poisson source and Poisson background, the background rate profiled (XSPEC W-stat)."""
-    del sigma_S, sigma_B
+def _wstat_parts(S, B, m, ts, tb, sigma_S, sigma_B):
+    """``(loglike, d/dm, d/dts, d/dtb, irregular)`` of `wstat`."""
     aa = ts + tb
     bb = aa * m - S - B
     cc = -B * m
@@ -100,8 +108,135 @@ def wstat(S, B, m, ts, tb, sigma_S, sigma_B) -> Result:
     upper = bb >= 0
     b_upper = jnp.where(denominator == 0, 0.0, -2.0 * cc / _safe(denominator != 0, denominator))
     b = jnp.where(upper, b_upper, -(bb - dd) / (2.0 * aa))
-    loglike = poisson_loglike(S, ts * (b + m)) + poisson_loglike(B, tb * b)
-    return loglike, _sign(S / ts - B / tb - m)
+    mu_s, mu_b = ts * (b + m), tb * b
+    loglike = poisson_loglike(S, mu_s) + poisson_loglike(B, mu_b)
+    # The profile's partial derivatives are those of the joint likelihood at the profiled
+    # background rate b (envelope theorem; its bound b >= 0 does not move with m, ts, tb).
+    slope_s = jnp.where(mu_s > 0, S / _safe(mu_s > 0, mu_s), 0.0) - 1.0
+    slope_b = jnp.where(mu_b > 0, B / _safe(mu_b > 0, mu_b), 0.0) - 1.0
+    irregular = ((S < 0) | (B < 0) | (m < 0) | (ts <= 0) | (tb <= 0) | (b < 0)
+                 | ~jnp.isfinite(loglike))
+    return loglike, ts * slope_s, (b + m) * slope_s, b * slope_b, irregular
+
+
+def _pgstat_parts(S, B, m, ts, tb, sigma_S, sigma_B):
+    """``(loglike, d/dm, d/dts, d/dtb, irregular)`` of `pgstat`: three branches, as bayspec."""
+    sigma = sigma_B
+    ok = (sigma > 0) & (m >= 0)
+    zero = ok & (S == 0)
+    positive = ok & (S > 0)
+    general = ~(zero | positive)
+    ratio = ts / tb
+
+    # S == 0: the profile is closed-form (the background at its bound mu = 0, or inside).
+    sig_z, b_z, m_z = _safe(zero, sigma), _safe(zero, B, 0.0), _safe(zero, m, 0.0)
+    expected_z = ts * m_z + ratio * b_z
+    variance_z = (ratio * sig_z) ** 2
+    z_z = (b_z + tb * m_z) / sig_z
+    at_bound = expected_z <= variance_z
+    loglike_zero = jnp.where(at_bound, -0.5 * z_z * z_z, -expected_z + 0.5 * variance_z)
+    tb_z = tb * tb
+    zero_partials = (
+        jnp.where(at_bound, -z_z * tb / sig_z, -ts),
+        jnp.where(at_bound, 0.0, -m_z - b_z / tb + ts * sig_z * sig_z / tb_z),
+        jnp.where(at_bound, -z_z * m_z / sig_z,
+                  ts * b_z / tb_z - ts * ts * sig_z * sig_z / (tb_z * tb)),
+    )
+
+    # S > 0: solve for the total source-region mean.
+    s_p, sig_p, b_p, m_p = (_safe(positive, S), _safe(positive, sigma), _safe(positive, B, 0.0),
+                            _safe(positive, m, 0.0))
+    error = ratio * sig_p
+    expected = ts * m_p + ratio * b_p
+    variance = error * error
+    coefficient = variance - expected
+    discriminant = jnp.hypot(coefficient, 2.0 * jnp.sqrt(s_p) * error)
+    grows = coefficient >= 0
+    mu_s = jnp.where(
+        grows,
+        s_p * (variance / _safe(grows, 0.5 * coefficient + 0.5 * discriminant)),
+        0.5 * discriminant - 0.5 * coefficient,
+    )
+    z_p = ((expected - s_p) / (mu_s + variance)) * error
+    # Envelope theorem, with the profile's stationarity written into d/dtb.
+    slope = s_p / mu_s - 1.0
+    positive_partials = (ts * slope, (s_p - mu_s) / ts, -slope * (mu_s - ts * m_p) / tb)
+
+    # The general branch is computed only when some bin needs it (rare: zero background error,
+    # negative model or negative counts); one Poisson term serves it and the S > 0 branch.
+    def only_positive(_):
+        return s_p, mu_s, -0.5 * z_p * z_p
+
+    def with_general(_):
+        counts_g, mean_g, gaussian_g = _pgstat_general(S, B, m, ts, tb, sigma, general)
+        return (jnp.where(positive, s_p, counts_g), jnp.where(positive, mu_s, mean_g),
+                jnp.where(positive, -0.5 * z_p * z_p, gaussian_g))
+
+    counts, mean, gaussian = jax.lax.cond(jnp.any(general), with_general, only_positive, None)
+    loglike = jnp.where(zero, loglike_zero, poisson_loglike(counts, mean) + gaussian)
+    partials = [jnp.where(zero, z, p) for z, p in zip(zero_partials, positive_partials)]
+    return loglike, *partials, general
+
+
+def _with_profile_partials(parts: Callable) -> Callable:
+    """``loglike(S, B, m, ts, tb, sigma_S, sigma_B)`` with a JVP from the analytic partials.
+
+    `parts` returns ``(loglike, d/dm, d/dts, d/dtb, irregular)``: the tangent is
+    ``d/dm dm + d/dts dts + d/dtb dtb``, a few elementwise products (autodiff of the profiled
+    solutions costs many more kernels), except in `irregular` bins and when the data (counts,
+    errors) carry tangents, where it is the automatic derivative of `loglike` itself.
+    """
+    def plain(*args):
+        return parts(*args)[0]
+
+    @jax.custom_jvp
+    def loglike(S, B, m, ts, tb, sigma_S, sigma_B):
+        return plain(S, B, m, ts, tb, sigma_S, sigma_B)
+
+    def rule(primals, tangents):
+        def instantiated():
+            return tuple(jnp.zeros_like(p) if isinstance(t, SymbolicZero) else t
+                         for p, t in zip(primals, tangents))
+
+        if any(not isinstance(tangents[i], SymbolicZero) for i in (0, 1, 5, 6)):
+            return jax.jvp(plain, primals, instantiated())
+        value, *partials, irregular = parts(*primals)
+        tangent = jnp.zeros_like(value)
+        for partial, t in zip(partials, tangents[2:5]):
+            if not isinstance(t, SymbolicZero):
+                tangent = tangent + partial * t
+        return value, jax.lax.cond(
+            jnp.any(irregular),
+            lambda: jnp.where(irregular, jax.jvp(plain, primals, instantiated())[1], tangent),
+            lambda: tangent)
+
+    loglike.defjvp(rule, symbolic_zeros=True)
+    return loglike
+
+
+# Jitted, so that a call outside `jit` (NumPyro's and BlackJAX's set-up run the model eagerly)
+# compiles once per shape instead of re-tracing the branches at every call.
+_pstat_loglike = jax.jit(_with_profile_partials(_pstat_parts))
+_wstat_loglike = jax.jit(_with_profile_partials(_wstat_parts))
+_pgstat_loglike = jax.jit(_with_profile_partials(_pgstat_parts))
+
+
+def pstat(S, B, m, ts, tb, sigma_S, sigma_B) -> Result:
+    """Poisson source counts, background ignored (``B``, ``tb``, errors unused)."""
+    S, B, m, ts, tb, sigma_S, sigma_B = _floats(S, B, m, ts, tb, sigma_S, sigma_B)
+    return _pstat_loglike(S, B, m, ts, tb, sigma_S, sigma_B), _sign(S - m * ts)
+
+
+def cash(S, B, m, ts, tb, sigma_S, sigma_B) -> Result:
+    """The Cash statistic (XSPEC cstat without a background): the same as `pstat`."""
+    return pstat(S, B, m, ts, tb, sigma_S, sigma_B)
+
+
+def wstat(S, B, m, ts, tb, sigma_S, sigma_B) -> Result:
+    """Poisson source and Poisson background, the background rate profiled (XSPEC W-stat)."""
+    S, B, m, ts, tb, sigma_S, sigma_B = _floats(S, B, m, ts, tb, sigma_S, sigma_B)
+    return (_wstat_loglike(S, B, m, ts, tb, sigma_S, sigma_B),
+            _sign(S / ts - B / tb - m))
 
 
 def _pgstat_general(S, B, m, ts, tb, sigma, general):
@@ -131,53 +266,9 @@ def pgstat(S, B, m, ts, tb, sigma_S, sigma_B) -> Result:
     positive background error and a non-negative model), and XSPEC's general quadratic
     otherwise (zero background error, negative model or negative counts).
     """
-    del sigma_S
-    dtype = jnp.result_type(S, B, m, ts, tb, sigma_B, float)
-    S, B, m, ts, tb, sigma = jnp.broadcast_arrays(
-        *(jnp.asarray(x, dtype=dtype) for x in (S, B, m, ts, tb, sigma_B)))
-    ok = (sigma > 0) & (m >= 0)
-    zero = ok & (S == 0)
-    positive = ok & (S > 0)
-    general = ~(zero | positive)
-    ratio = ts / tb
-
-    # S == 0: the profile is closed-form.
-    sig_z, b_z, m_z = _safe(zero, sigma), _safe(zero, B, 0.0), _safe(zero, m, 0.0)
-    expected_z = ts * m_z + ratio * b_z
-    variance_z = (ratio * sig_z) ** 2
-    z_z = (b_z + tb * m_z) / sig_z
-    loglike_zero = jnp.where(expected_z <= variance_z, -0.5 * z_z * z_z,
-                             -expected_z + 0.5 * variance_z)
-
-    # S > 0: solve for the total source-region mean.
-    s_p, sig_p, b_p, m_p = (_safe(positive, S), _safe(positive, sigma), _safe(positive, B, 0.0),
-                            _safe(positive, m, 0.0))
-    error = ratio * sig_p
-    expected = ts * m_p + ratio * b_p
-    variance = error * error
-    coefficient = variance - expected
-    discriminant = jnp.hypot(coefficient, 2.0 * jnp.sqrt(s_p) * error)
-    grows = coefficient >= 0
-    mu_s = jnp.where(
-        grows,
-        s_p * (variance / _safe(grows, 0.5 * coefficient + 0.5 * discriminant)),
-        0.5 * discriminant - 0.5 * coefficient,
-    )
-    z_p = ((expected - s_p) / (mu_s + variance)) * error
-
-    # The general branch is computed only when some bin needs it (rare: zero background error,
-    # negative model or negative counts); one Poisson term serves it and the S > 0 branch.
-    def only_positive(_):
-        return s_p, mu_s, -0.5 * z_p * z_p
-
-    def with_general(_):
-        counts_g, mean_g, gaussian_g = _pgstat_general(S, B, m, ts, tb, sigma, general)
-        return (jnp.where(positive, s_p, counts_g), jnp.where(positive, mu_s, mean_g),
-                jnp.where(positive, -0.5 * z_p * z_p, gaussian_g))
-
-    counts, mean, gaussian = jax.lax.cond(jnp.any(general), with_general, only_positive, None)
-    loglike = jnp.where(zero, loglike_zero, poisson_loglike(counts, mean) + gaussian)
-    return loglike, _sign(S / ts - B / tb - m)
+    S, B, m, ts, tb, sigma_S, sigma_B = _floats(S, B, m, ts, tb, sigma_S, sigma_B)
+    return (_pgstat_loglike(S, B, m, ts, tb, sigma_S, sigma_B),
+            _sign(S / ts - B / tb - m))
 
 
 def gstat(S, B, m, ts, tb, sigma_S, sigma_B) -> Result:

@@ -163,3 +163,71 @@ def test_float32_close_to_float64(reference):
             finite = np.isfinite(np.asarray(loglike64))
             np.testing.assert_allclose(np.asarray(loglike32)[finite],
                                        np.asarray(loglike64)[finite], rtol=1e-5, atol=1e-6)
+
+
+def _random_bins(seed, n=400):
+    """Counts, errors, model and efficiencies with the edge values mixed in."""
+    rng = np.random.default_rng(seed)
+    S = rng.poisson(rng.choice([0.3, 5.0, 80.0], n)).astype(float)
+    B = rng.poisson(rng.choice([0.5, 20.0, 500.0], n)).astype(float)
+    m = 10 ** rng.uniform(-3, 2, n)
+    m[::17] = 0.0
+    m[5::23] = -0.1
+    sigma_B = np.sqrt(B) + rng.uniform(0, 2, n)
+    sigma_B[::13] = 0.0
+    ts = 10 ** rng.uniform(-1, 2, n)
+    tb = ts * 10 ** rng.uniform(-1, 1, n)
+    return S, B, m, ts, tb, np.sqrt(S), sigma_B
+
+
+@pytest.mark.parametrize("name", ["pgstat", "wstat", "pstat"])
+def test_analytic_partials_equal_automatic_derivatives(name):
+    """The statistics' JVP (profile partials, envelope theorem) equals autodiff of the value."""
+    S, B, m, ts, tb, sigma_S, sigma_B = (jnp.asarray(x) for x in _random_bins(0))
+    parts = {"pgstat": stats._pgstat_parts, "wstat": stats._wstat_parts,
+             "pstat": stats._pstat_parts}[name]
+    function = getattr(stats, name)
+
+    def plain(m, ts, tb):
+        return parts(S, B, m, ts, tb, sigma_S, sigma_B)[0]
+
+    def fast(m, ts, tb):
+        return function(S, B, m, ts, tb, sigma_S, sigma_B)[0]
+
+    value = jax.jit(plain)(m, ts, tb)
+    np.testing.assert_array_equal(jax.jit(fast)(m, ts, tb), value)
+    finite = np.isfinite(np.asarray(value))
+    assert finite.mean() > 0.8
+
+    @jax.jit
+    def gradients(m, ts, tb):
+        def total(f):
+            return lambda *a: jnp.sum(jnp.where(finite, f(*a), 0.0))
+        return (jax.grad(total(plain), (0, 1, 2))(m, ts, tb),
+                jax.grad(total(fast), (0, 1, 2))(m, ts, tb))
+
+    for auto, analytic in zip(*gradients(m, ts, tb)):
+        np.testing.assert_allclose(analytic, auto, rtol=1e-8,
+                                   atol=1e-12 * float(np.max(np.abs(auto))))
+
+    @jax.jit
+    def data_tangents(S):
+        # Data tangents (counts perturbed) fall back to automatic differentiation.
+        return (jax.jvp(lambda s: function(s, B, m, ts, tb, sigma_S, sigma_B)[0], (S,),
+                        (jnp.ones_like(S),))[1],
+                jax.jvp(lambda s: parts(s, B, m, ts, tb, sigma_S, sigma_B)[0], (S,),
+                        (jnp.ones_like(S),))[1])
+
+    fast_jvp, auto_jvp = data_tangents(S)
+    np.testing.assert_allclose(fast_jvp, auto_jvp, rtol=1e-12, atol=1e-12 * float(
+        np.max(np.abs(auto_jvp))))
+
+    @jax.jit
+    def hessians(x):
+        # Second derivatives (the Hessian of a fit) follow the first ones.
+        def total(f):
+            return lambda x: jnp.sum(jnp.where(finite, f(m * x, ts, tb), 0.0))
+        return jax.hessian(total(fast))(x), jax.hessian(total(plain))(x)
+
+    h_fast, h_auto = hessians(1.0)
+    np.testing.assert_allclose(h_fast, h_auto, rtol=1e-7)

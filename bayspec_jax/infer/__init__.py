@@ -3,8 +3,13 @@
 Needs the optional extra ``bayspec_jax[infer]`` (numpyro, blackjax, optimistix).
 """
 
+from .batch import BatchFitResult, batch_maximum_likelihood, batch_nuts, spectrum_stacks
 from .mle import FitResult, maximum_likelihood
 from .posterior import blackjax_logdensity, numpyro_model
 from .problem import Problem
+from .results import Posterior
+from .sample import run_nuts
 
 __all__ = ["FitResult", "Problem", "blackjax_logdensity", "maximum_likelihood", "numpyro_model"]
+__all__ += ["BatchFitResult", "Posterior", "batch_maximum_likelihood", "batch_nuts", "run_nuts",
+            "spectrum_stacks"]

@@ -7,6 +7,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import ArrayLike, Float
 
 from .problem import Problem
 
@@ -14,7 +15,12 @@ from .problem import Problem
 @dataclasses.dataclass(frozen=True)
 class FitResult:
     """The best fit: `best` (free values), `errors` (1-sigma from the Hessian), `covariance`,
-    `stat` (-2 loglike), `loglike`, `dof`, `names`, and whether the optimiser `converged`."""
+    `stat` (-2 loglike), `loglike`, `dof`, `names`, and whether the optimiser `converged`.
+
+    `names` are the problem's free names, data-layer ones (``'rf@bgo'``) included. `others`
+    maps the parameters that are not free but worth showing (frozen model parameters, linked
+    ones) to a note (``'frozen'``, ``'= sf@nai'``) and their value.
+    """
 
     names: list[str]
     best: np.ndarray
@@ -24,27 +30,50 @@ class FitResult:
     stat: float
     dof: int
     converged: bool
+    others: dict[str, tuple[str, float]] = dataclasses.field(default_factory=dict)
 
     def table(self) -> str:
-        lines = [f"{'parameter':<14} {'value':>14} {'error':>12}"]
+        """The free parameters with their errors, then the frozen and linked ones, and the stat."""
+        width = max([14] + [len(n) for n in self.names] + [len(n) for n in self.others])
+        lines = [f"{'parameter':<{width}} {'value':>14} {'error':>12}"]
         for name, value, error in zip(self.names, self.best, self.errors):
-            lines.append(f"{name:<14} {value:>14.6g} {error:>12.3g}")
+            lines.append(f"{name:<{width}} {value:>14.6g} {error:>12.3g}")
+        for name, (note, value) in self.others.items():
+            lines.append(f"{name:<{width}} {value:>14.6g} {note:>12}")
         lines.append(f"stat = {self.stat:.6g} for {self.dof} degrees of freedom")
         return "\n".join(lines)
+
+
+def _others(problem: Problem, best: np.ndarray) -> dict[str, tuple[str, float]]:
+    """Frozen model parameters and linked parameters, with their values at `best`."""
+    free = dict(zip(problem.names, np.asarray(best, dtype=float)))
+    others = {}
+    for row in problem.all_params:
+        name, leader = row["Name"], row["Linked"]
+        if row["Free"]:
+            continue
+        if leader is not None:
+            others[name] = (f"= {leader}", free.get(leader, row["Value"]))
+        elif row["Class"] == "model":
+            others[name] = ("frozen", row["Value"])
+    return others
 
 
 def _objective(problem: Problem):
     """One objective function per problem, so that restarts reuse the compiled optimiser."""
     if problem._objective is None:
         problem._objective = lambda x, stacks: -2.0 * problem.loglike(x, stacks)
-        problem._hessian = jax.jit(jax.hessian(lambda x, s: -problem.loglike(x, s)))
-        problem._loglike_jit = jax.jit(problem.loglike)
+        # The log-likelihood and its Hessian at the optimum in one compiled function.
+        problem._hessian = jax.jit(lambda x, s: (problem.loglike(x, s),
+                                                 jax.hessian(lambda y: -problem.loglike(y, s))(x)))
     return problem._objective
 
 
-def maximum_likelihood(problem: Problem, start=None, rtol: float = 1e-10,
-                       atol: float = 1e-10, max_steps: int = 2000) -> FitResult:
-    """Minimise ``-2 loglike`` over the free parameters (BFGS, optimistix).
+def maximum_likelihood(problem: Problem, start: Float[ArrayLike, " free"] | None = None,
+                       rtol: float = 1e-10, atol: float = 1e-10,
+                       max_steps: int = 2000) -> FitResult:
+    """Minimise ``-2 loglike`` over the free parameters (BFGS, optimistix), the data layer's
+    free factors (``'rf@bgo'``...) included.
 
     **Arguments:**
 
@@ -60,12 +89,13 @@ def maximum_likelihood(problem: Problem, start=None, rtol: float = 1e-10,
     solution = optx.minimise(objective, optx.BFGS(rtol=rtol, atol=atol), x0,
                              args=problem.stacks, max_steps=max_steps, throw=False)
     best = solution.value
-    hessian = problem._hessian(best, problem.stacks)
+    loglike, hessian = problem._hessian(best, problem.stacks)
     covariance = np.linalg.inv(np.asarray(hessian))
-    loglike = float(problem._loglike_jit(best, problem.stacks))
+    loglike = float(loglike)
     return FitResult(
         names=list(problem.names), best=np.asarray(best),
         errors=np.sqrt(np.clip(np.diag(covariance), 0, None)), covariance=covariance,
         loglike=loglike, stat=-2.0 * loglike, dof=problem.dof,
         converged=bool(solution.result == optx.RESULTS.successful),
+        others=_others(problem, np.asarray(best)),
     )

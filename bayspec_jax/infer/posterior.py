@@ -24,6 +24,9 @@ def _distribution(prior):
 def numpyro_model(problem: Problem) -> Callable[[], None]:
     """A NumPyro model: samples each free parameter from its prior and adds the log-likelihood.
 
+    The sites are the problem's free `names` (model parameters and data-layer ones such as
+    ``'rf@bgo'``; a link is one site, under its first name).
+
     Use it with any NumPyro kernel. The model takes the data arrays as its one argument; pass
     them to ``run`` so they are traced rather than compiled in as constants:
     ``MCMC(NUTS(numpyro_model(problem)), ...).run(key, problem.stacks)``.
@@ -32,7 +35,7 @@ def numpyro_model(problem: Problem) -> Callable[[], None]:
     import numpyro
 
     def model(stacks=None):
-        values = [numpyro.sample(name, _distribution(problem.params[name].prior))
+        values = [numpyro.sample(name, _distribution(problem.pars[name].prior))
                   for name in problem.names]
         numpyro.factor("loglike", problem.loglike(jnp.stack(values), stacks))
 

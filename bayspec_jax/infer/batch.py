@@ -1,0 +1,471 @@
+"""Many spectra of one setup, fitted in one jitted `jax.vmap`: maximum likelihood and NUTS.
+
+A *template* (a `DataUnit` or a `Data`) fixes everything but the counts: responses, exposures,
+notice windows, quality and the resolved groups. A batch of counts, ``(spectrum, chan)`` per
+unit (e.g. ``simulate.draws(...).src_counts``), is grouped with the template's `group_ids`
+(segment sums; excluded channels go to the discard segment) and substituted into the stacked
+arrays of ``template.stacked`` inside the vmapped function, so one compilation fits them all.
+
+**Grouping.** bayspec groups by counts (``min_sigma``, ``min_evt``...), so a newly observed
+spectrum would get its own groups; here every spectrum gets the *template's* groups (as
+``simulate.fakeit(..., regroup=False)``). With many faint draws, group the template generously.
+
+**Errors.** As `simulate.fakeit` makes them: the source is Poisson, its grouped errors
+``sqrt(grouped counts)``; the background, for a Gaussian-background statistic (``pgstat``,
+``chi2``, ``gstat``), keeps the template's grouped errors (the errors a file's STAT_ERR gave),
+and for the others is Poisson, ``sqrt(grouped counts)``. Systematic errors are not added.
+Without `bkg_counts` every spectrum keeps the template's background counts and errors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
+
+from ..data.data import Data
+from ..data.unit import DataUnit
+from ..fold import Model
+from ..likelihood import loglike
+from ..params import Par
+from ..simulate import GAUSSIAN_BACKGROUND_STATS
+from .mle import FitResult
+from .problem import Problem
+from .results import Posterior
+
+
+@dataclasses.dataclass(frozen=True)
+class _UnitSlot:
+    """Where unit `u`'s grouped arrays live in the stacks, and how to make its errors."""
+
+    stack: int
+    row: int
+    n_groups: int
+    poisson_background: bool
+
+
+def _template(template: Any) -> Data:
+    if isinstance(template, Data):
+        return template
+    if isinstance(template, DataUnit):
+        return Data([(template.name or "unit", template)])
+    raise ValueError(f"template must be a DataUnit or a Data, got {type(template).__name__}")
+
+
+def _slots(data: Data) -> list[_UnitSlot]:
+    slots: list[Any] = [None] * len(data)
+    for s, stack in enumerate(data.stacked):
+        for row, position in enumerate(stack.positions):
+            unit = data.units[position]
+            slots[position] = _UnitSlot(
+                stack=s, row=row, n_groups=unit.n_groups,
+                poisson_background=unit.stat not in GAUSSIAN_BACKGROUND_STATS)
+    return slots
+
+
+def _counts_list(data: Data, counts: Any, what: str) -> list[np.ndarray] | None:
+    """Validated ``(spectrum, chan)`` float arrays, one per unit of `data`."""
+    if counts is None:
+        return None
+    if len(data) == 1 and not isinstance(counts, (list, tuple)):
+        counts = [counts]
+    if not isinstance(counts, (list, tuple)) or len(counts) != len(data):
+        raise ValueError(f"{what} must be an array (spectrum, chan) for one unit, or a list of "
+                         f"{len(data)} such arrays (one per unit of the template, in order)")
+    out = []
+    for unit, value in zip(data.units, counts):
+        array = np.asarray(value, dtype=np.float64)
+        n_chan = int(unit.src.counts.shape[0])
+        if array.ndim != 2 or array.shape[1] != n_chan or array.shape[0] < 1:
+            raise ValueError(f"{what} for unit {unit.name!r} must have shape (spectrum, "
+                             f"{n_chan}), got {array.shape}")
+        used = np.asarray(unit.group_ids) < unit.n_groups
+        if not np.all(np.isfinite(array[:, used])):
+            raise ValueError(f"{what} for unit {unit.name!r} is not finite in a fitted channel")
+        out.append(array)
+    sizes = {a.shape[0] for a in out}
+    if len(sizes) > 1:
+        raise ValueError(f"{what}: the units have different numbers of spectra {sorted(sizes)}")
+    return out
+
+
+def _inputs(data: Data, src_counts: Any, bkg_counts: Any) -> tuple[list, list | None, int]:
+    src = _counts_list(data, src_counts, "src_counts")
+    if src is None:
+        raise ValueError("src_counts is required")
+    bkg = _counts_list(data, bkg_counts, "bkg_counts")
+    if bkg is not None:
+        if bkg[0].shape[0] != src[0].shape[0]:
+            raise ValueError(f"src_counts has {src[0].shape[0]} spectra but bkg_counts has "
+                             f"{bkg[0].shape[0]}")
+        for unit in data.units:
+            if not unit.bkg_given:
+                raise ValueError(f"bkg_counts given but unit {unit.name!r} has no background; "
+                                 "give bkg_counts=None")
+    dtype = jnp.result_type(float)
+    src = [jnp.asarray(a, dtype=dtype) for a in src]
+    bkg = None if bkg is None else [jnp.asarray(a, dtype=dtype) for a in bkg]
+    return src, bkg, int(src[0].shape[0])
+
+
+def _group(counts: Array, ids: Array, n_groups: int) -> Array:
+    used = ids < n_groups
+    total = jax.ops.segment_sum(jnp.where(used, counts, 0.0), ids, num_segments=n_groups + 1)
+    return total[:n_groups]
+
+
+_COUNT_FIELDS = ("src_counts", "src_errors", "bkg_counts", "bkg_errors")
+
+
+def _substitute(stacks: tuple, slots: tuple, group_ids: tuple, src_counts: Sequence[Array],
+                bkg_counts: Sequence[Array] | None) -> tuple:
+    new = [{name: getattr(stack, name) for name in _COUNT_FIELDS} for stack in stacks]
+    for u, slot in enumerate(slots):
+        arrays = new[slot.stack]
+        g, row = slot.n_groups, slot.row
+        grouped = _group(jnp.asarray(src_counts[u]), group_ids[u], g)
+        arrays["src_counts"] = arrays["src_counts"].at[row, :g].set(grouped)
+        arrays["src_errors"] = arrays["src_errors"].at[row, :g].set(
+            jnp.sqrt(jnp.maximum(grouped, 0.0)))
+        if bkg_counts is not None:
+            grouped = _group(jnp.asarray(bkg_counts[u]), group_ids[u], g)
+            arrays["bkg_counts"] = arrays["bkg_counts"].at[row, :g].set(grouped)
+            if slot.poisson_background:
+                arrays["bkg_errors"] = arrays["bkg_errors"].at[row, :g].set(
+                    jnp.sqrt(jnp.maximum(grouped, 0.0)))
+    return tuple(
+        eqx.tree_at(lambda s: tuple(getattr(s, n) for n in _COUNT_FIELDS), stack,
+                    tuple(arrays[n] for n in _COUNT_FIELDS))
+        for stack, arrays in zip(stacks, new)
+    )
+
+
+def spectrum_stacks(template: DataUnit | Data, src_counts: Sequence[Array],
+                    bkg_counts: Sequence[Array] | None = None) -> tuple:
+    """The template's stacked arrays with one spectrum's counts (and errors) substituted.
+
+    Pure JAX (use under `jax.vmap` over spectra); the counts are grouped with the template's
+    `group_ids`, errors made as the module docstring says.
+
+    **Arguments:**
+
+    - `template`: the `DataUnit` or `Data`.
+    - `src_counts`: one ``(chan,)`` array per unit, in `Data` order (or one array for a unit).
+    - `bkg_counts`: likewise, or `None` to keep the template's backgrounds.
+
+    **Returns:** the stacks, for ``likelihood.loglike(model, params, stacks)``.
+    """
+    data = _template(template)
+
+    def as_list(counts):
+        if counts is None or isinstance(counts, (list, tuple)):
+            return counts
+        return [counts]
+
+    return _substitute(data.stacked, tuple(_slots(data)), tuple(data.group_ids),
+                       as_list(src_counts), as_list(bkg_counts))
+
+
+class _Setup(eqx.Module):
+    """Everything the vmapped fits need, as one pytree: arrays traced, structure static (so the
+    compiled fit is reused for every call with the same model, parameters and shapes)."""
+
+    model: Model = eqx.field(static=True)
+    free: tuple[int, ...] = eqx.field(static=True)
+    priors: tuple = eqx.field(static=True)
+    slots: tuple = eqx.field(static=True)
+    values: Array
+    stacks: tuple
+    group_ids: tuple
+
+    def stacks_for(self, src, bkg) -> tuple:
+        return _substitute(self.stacks, self.slots, self.group_ids, src, bkg)
+
+    def loglike(self, x: Array, stacks: tuple) -> Array:
+        return loglike(self.model, self.values.at[jnp.asarray(self.free)].set(x), stacks)
+
+    def log_posterior(self, x: Array, stacks: tuple) -> Array:
+        prior = sum(p.log_prob(x[i]) for i, p in enumerate(self.priors))
+        return prior + self.loglike(x, stacks)
+
+
+def _setup(model: Model, params: Mapping[str, Par], template: Any) -> tuple[Data, Problem, _Setup]:
+    data = _template(template)
+    problem = Problem(model, params, data)
+    pars = list(problem.params.values())
+    free = tuple(i for i, par in enumerate(pars) if not par.frozen)
+    return data, problem, _Setup(
+        model=model, free=free, priors=tuple(pars[i].prior for i in free),
+        slots=tuple(_slots(data)), values=jnp.stack([par.val for par in pars]),
+        stacks=data.stacked, group_ids=tuple(data.group_ids))
+
+
+def _starts(problem: Problem, start: Any, shape: tuple[int, ...], what: str) -> Array:
+    """`start` broadcast to ``(*shape, free)``; it may have any leading part of `shape`."""
+    dtype = jnp.result_type(float)
+    x0 = problem.initial() if start is None else jnp.asarray(start, dtype=dtype)
+    n_free = problem.n_free
+    lead = tuple(x0.shape[:-1])
+    if x0.ndim < 1 or x0.shape[-1] != n_free or lead != shape[: len(lead)]:
+        allowed = " or ".join(str((*shape[:k], n_free)) for k in range(len(shape) + 1))
+        raise ValueError(f"{what} must have shape {allowed} for free parameters "
+                         f"{problem.names}, got {tuple(x0.shape)}")
+    x0 = x0.reshape(*lead, *(1,) * (len(shape) - len(lead)), n_free)
+    return jnp.broadcast_to(x0, (*shape, n_free)).astype(dtype)
+
+
+# ----------------------------------------------------------------------------------------------
+# maximum likelihood
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchFitResult:
+    """Best fits of a batch of spectra (leading axis: spectrum).
+
+    **Fields:** `names` (free parameters), `best` ``(spectrum, free)``, `errors` ``(spectrum,
+    free)`` (1-sigma, from the Hessian), `covariance` ``(spectrum, free, free)``, `loglike` and
+    `stat` (``-2 loglike``) ``(spectrum,)``, `dof`, `converged` ``(spectrum,)``, `num_steps`
+    ``(spectrum,)`` (BFGS iterations).
+    """
+
+    names: list[str]
+    best: np.ndarray
+    errors: np.ndarray
+    covariance: np.ndarray
+    loglike: np.ndarray
+    stat: np.ndarray
+    dof: int
+    converged: np.ndarray
+    num_steps: np.ndarray
+
+    def __len__(self) -> int:
+        return self.best.shape[0]
+
+    def __getitem__(self, i: int) -> FitResult:
+        """Spectrum `i`'s fit as a `FitResult`."""
+        return FitResult(names=list(self.names), best=self.best[i], errors=self.errors[i],
+                         covariance=self.covariance[i], loglike=float(self.loglike[i]),
+                         stat=float(self.stat[i]), dof=self.dof,
+                         converged=bool(self.converged[i]))
+
+    def covers(self, truth: Mapping[str, Any] | ArrayLike, width: float = 1.0
+               ) -> Bool[np.ndarray, "spectrum free"]:
+        """Whether ``best ± width * errors`` contains `truth` (``{name: value}`` or an array
+        ``(free,)`` or ``(spectrum, free)``), per spectrum and parameter."""
+        if isinstance(truth, Mapping):
+            missing = [n for n in self.names if n not in truth]
+            if missing:
+                raise ValueError(f"truth lacks parameter(s) {missing}")
+            truth = np.stack([np.asarray(truth[n], dtype=np.float64) for n in self.names], -1)
+        truth = np.asarray(truth, dtype=np.float64)
+        return np.abs(self.best - truth) <= width * self.errors
+
+
+def batch_maximum_likelihood(
+    model: Model, params: Mapping[str, Par], template: DataUnit | Data,
+    src_counts: Float[ArrayLike, "spectrum chan"] | Sequence[Float[ArrayLike, "spectrum chan"]],
+    bkg_counts: Any = None, *, start: Float[ArrayLike, "*spectrum free"] | None = None,
+    rtol: float = 1e-10, atol: float = 1e-10, max_steps: int = 2000,
+    exact_hessian: bool = True,
+) -> BatchFitResult:
+    """Maximum-likelihood fits of many spectra of one setup, in one jitted `jax.vmap`.
+
+    Each spectrum is minimised with optimistix BFGS (``-2 loglike``), as `maximum_likelihood`
+    does for one; its covariance is the inverse Hessian of ``-loglike`` at the best fit.
+
+    **Arguments:**
+
+    - `model`: ``model(energy, params_vector)``.
+    - `params`: ``{name: Par}`` in the model's order (frozen ones stay fixed).
+    - `template`: the `DataUnit` (or `Data`) whose setup every spectrum shares.
+    - `src_counts`: source counts ``(spectrum, chan)`` (a list of them, one per unit, for a
+        `Data`); ungrouped, all channels of the unit.
+    - `bkg_counts`: background counts likewise, or `None` to keep the template's background.
+    - `start`: initial free values ``(free,)`` or ``(spectrum, free)``; default: the `Par`
+        values.
+    - `rtol`, `atol`, `max_steps`: optimiser settings.
+    - `exact_hessian`: the Hessian by autodiff (`jax.hessian`); `False`: by central differences
+        of the autodiff gradient (steps ``1e-5 * max(1, |x|)``, relative accuracy ~1e-8),
+        which compiles about 40% faster (compilation dominates for a few hundred spectra on a
+        CPU).
+
+    **Returns:** a `BatchFitResult`.
+    """
+    data, problem, setup = _setup(model, params, template)
+    src, bkg, n = _inputs(data, src_counts, bkg_counts)
+    x0 = _starts(problem, start, (n,), "start")
+    best, covariance, loglike, converged, steps = _fit_batch(
+        setup, x0, src, bkg, float(rtol), float(atol), int(max_steps), bool(exact_hessian))
+    covariance = np.asarray(covariance)
+    loglike = np.asarray(loglike)
+    return BatchFitResult(
+        names=list(problem.names), best=np.asarray(best),
+        errors=np.sqrt(np.clip(np.diagonal(covariance, axis1=-2, axis2=-1), 0, None)),
+        covariance=covariance, loglike=loglike, stat=-2.0 * loglike, dof=problem.dof,
+        converged=np.asarray(converged), num_steps=np.asarray(steps))
+
+
+def _difference_hessian(grad, x: Array) -> Array:
+    step = 1e-5 * jnp.maximum(1.0, jnp.abs(x))
+    shifts = jnp.diag(step)
+    grads = jax.vmap(grad)(jnp.concatenate([x + shifts, x - shifts]))
+    k = x.shape[0]
+    hessian = (grads[:k] - grads[k:]) / (2.0 * step[:, None])
+    return 0.5 * (hessian + hessian.T)
+
+
+@eqx.filter_jit
+def _fit_batch(setup: _Setup, x0, src, bkg, rtol: float, atol: float, max_steps: int,
+               exact_hessian: bool):
+    import optimistix as optx
+
+    solver = optx.BFGS(rtol=rtol, atol=atol)
+
+    def one(x0, src, bkg):
+        stacks = setup.stacks_for(src, bkg)
+        solution = optx.minimise(lambda x, s: -2.0 * setup.loglike(x, s), solver, x0,
+                                 args=stacks, max_steps=max_steps, throw=False)
+        best = solution.value
+        if exact_hessian:
+            hessian = jax.hessian(lambda x: -setup.loglike(x, stacks))(best)
+        else:
+            hessian = _difference_hessian(jax.grad(lambda x: -setup.loglike(x, stacks)), best)
+        converged = solution.result == optx.RESULTS.successful
+        return (best, jnp.linalg.inv(hessian), setup.loglike(best, stacks), converged,
+                solution.stats["num_steps"])
+
+    return jax.vmap(one)(x0, src, bkg)
+
+
+# ----------------------------------------------------------------------------------------------
+# NUTS
+
+
+def batch_nuts(
+    model: Model, params: Mapping[str, Par], template: DataUnit | Data,
+    src_counts: Float[ArrayLike, "spectrum chan"] | Sequence[Float[ArrayLike, "spectrum chan"]],
+    bkg_counts: Any = None, *, key: PRNGKeyArray, num_warmup: int = 500,
+    num_samples: int = 500, num_chains: int = 1,
+    init: Float[ArrayLike, "*spectrum free"] | None = None, target_acceptance_rate: float = 0.8,
+    step_size: float | Float[ArrayLike, " spectrum"] | None = None,
+    inverse_mass_matrix: Float[ArrayLike, "*spectrum free"] | None = None,
+    dense_mass: bool = False,
+) -> Posterior:
+    """BlackJAX NUTS on many spectra of one setup, in one jitted `jax.vmap` (spectra x chains).
+
+    The log density is the `Par` priors plus the log-likelihood, on the parameters themselves
+    (no change of variables, as `blackjax_logdensity`): start inside the priors' supports, e.g.
+    at the `batch_maximum_likelihood` best fits.
+
+    - ``num_warmup > 0``: each chain of each spectrum runs its own Stan-style window adaptation
+        (step size and mass matrix, diagonal or with ``dense_mass=True`` dense) inside the
+        `vmap`; an `inverse_mass_matrix` only seeds its first window.
+    - ``num_warmup = 0`` (the fixed-step alternative): no adaptation; `step_size` and
+        `inverse_mass_matrix` are used as given. With the ML covariance as a dense inverse mass
+        matrix (``dense_mass=True, inverse_mass_matrix=fit.covariance``) the posterior is
+        nearly white and a step size of about 0.5-0.8 works; this skips the costly warm-up.
+
+    Under `vmap` every NUTS step costs as much as the longest trajectory of the batch, so a
+    well-conditioned mass matrix matters more than for one chain.
+
+    **Arguments:**
+
+    - `model`, `params`, `template`, `src_counts`, `bkg_counts`: as `batch_maximum_likelihood`.
+    - `key`: a JAX random key.
+    - `num_warmup`, `num_samples`: adaptation steps and kept draws per chain.
+    - `num_chains`: chains per spectrum.
+    - `init`: starting free values ``(free,)``, ``(spectrum, free)`` or ``(spectrum, chain,
+        free)``; default: the `Par` values.
+    - `target_acceptance_rate`: of the step-size adaptation.
+    - `step_size`: ``()`` or ``(spectrum,)``, only (and required) with ``num_warmup=0``.
+    - `inverse_mass_matrix`: ``(free,)``/``(spectrum, free)``, or with ``dense_mass=True``
+        ``(free, free)``/``(spectrum, free, free)``; default: identity.
+    - `dense_mass`: use (and adapt) a dense mass matrix.
+
+    **Returns:** a `Posterior` with a batch axis: samples ``{name: (spectrum, chain, draw)}``,
+    sample stats ``diverging``, ``lp`` (log posterior) and ``n_steps``; ``posterior[i]`` is
+    spectrum `i`'s.
+    """
+    for name, value, minimum in (("num_warmup", num_warmup, 0), ("num_samples", num_samples, 1),
+                                 ("num_chains", num_chains, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+            raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    adapt = num_warmup > 0
+    if adapt and step_size is not None:
+        raise ValueError("step_size is for num_warmup=0 (no adaptation); with a warm-up it is "
+                         "adapted")
+    if not adapt and step_size is None:
+        raise ValueError("num_warmup=0 needs a step_size (and optionally inverse_mass_matrix)")
+    data, problem, setup = _setup(model, params, template)
+    src, bkg, n = _inputs(data, src_counts, bkg_counts)
+    dtype = jnp.result_type(float)
+    x0 = _starts(problem, init, (n, num_chains), "init")
+    k = problem.n_free
+    if inverse_mass_matrix is None:
+        imm = jnp.ones((n, k, k) if dense_mass else (n, k), dtype)
+        imm = imm * jnp.eye(k, dtype=dtype) if dense_mass else imm
+    else:
+        imm = jnp.asarray(inverse_mass_matrix, dtype)
+        want = (k, k) if dense_mass else (k,)
+        if imm.shape not in (want, (n, *want)):
+            raise ValueError(f"inverse_mass_matrix must have shape {want} or {(n, *want)} "
+                             f"(dense_mass={dense_mass}), got {tuple(imm.shape)}")
+        imm = jnp.broadcast_to(imm, (n, *want))
+    if adapt:
+        steps = jnp.ones((n,), dtype)
+    else:
+        steps = jnp.broadcast_to(jnp.asarray(step_size, dtype), (n,))
+        if not np.all(np.asarray(steps) > 0):
+            raise ValueError(f"step_size must be > 0, got {step_size!r}")
+    keys = jax.random.split(key, (n, num_chains))
+    positions, diverging, lp, n_steps = _nuts_batch(
+        setup, keys, x0, src, bkg, steps, imm, int(num_warmup), int(num_samples),
+        float(target_acceptance_rate), bool(dense_mass), inverse_mass_matrix is not None)
+    return Posterior.from_blackjax(
+        np.asarray(positions), problem.names, batch_ndim=1,
+        sample_stats={"diverging": np.asarray(diverging), "lp": np.asarray(lp),
+                      "n_steps": np.asarray(n_steps)})
+
+
+@eqx.filter_jit
+def _nuts_batch(setup: _Setup, keys, x0, src, bkg, steps, imm, num_warmup: int,
+                num_samples: int, target: float, dense: bool, seeded: bool):
+    import blackjax
+    from blackjax.adaptation.base import get_filter_adapt_info_fn
+
+    def chain(key, x0, stacks, step, imm):
+        def logdensity(x):
+            value = setup.log_posterior(x, stacks)
+            return jnp.where(jnp.isnan(value), -jnp.inf, value)
+
+        warm_key, sample_key = jax.random.split(key)
+        if num_warmup:
+            warmup = blackjax.window_adaptation(
+                blackjax.nuts, logdensity, is_mass_matrix_diagonal=not dense,
+                initial_inverse_mass_matrix=imm if seeded else None,
+                target_acceptance_rate=target, adaptation_info_fn=get_filter_adapt_info_fn())
+            (state, parameters), _ = warmup.run(warm_key, x0, num_steps=num_warmup)
+        else:
+            state = blackjax.nuts.init(x0, logdensity)
+            parameters = {"step_size": step, "inverse_mass_matrix": imm}
+        kernel = blackjax.nuts(logdensity, **parameters)
+
+        def step_fn(state, k):
+            state, info = kernel.step(k, state)
+            return state, (state.position, info.is_divergent, state.logdensity,
+                           info.num_integration_steps)
+
+        _, out = jax.lax.scan(step_fn, state, jax.random.split(sample_key, num_samples))
+        return out
+
+    def spectrum(keys, x0, src, bkg, step, imm):
+        stacks = setup.stacks_for(src, bkg)
+        return jax.vmap(lambda k, x: chain(k, x, stacks, step, imm))(keys, x0)
+
+    return jax.vmap(spectrum)(keys, x0, src, bkg, steps, imm)
