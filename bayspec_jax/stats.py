@@ -178,13 +178,22 @@ def _pgstat_parts(S, B, m, ts, tb, sigma_S, sigma_B):
     return loglike, *partials, general
 
 
-def _with_profile_partials(parts: Callable) -> Callable:
+def _pgstat_general_loglike(S, B, m, ts, tb, sigma_S, sigma_B):
+    """`pgstat` in the bins of its general branch (elsewhere: finite, meaningless values)."""
+    general = ~((sigma_B > 0) & (m >= 0) & (S >= 0))
+    counts, mean, gaussian = _pgstat_general(S, B, m, ts, tb, sigma_B, general)
+    return poisson_loglike(counts, mean) + gaussian
+
+
+def _with_profile_partials(parts: Callable,
+                           irregular_loglike: Callable | None = None) -> Callable:
     """``loglike(S, B, m, ts, tb, sigma_S, sigma_B)`` with a JVP from the analytic partials.
 
     `parts` returns ``(loglike, d/dm, d/dts, d/dtb, irregular)``: the tangent is
     ``d/dm dm + d/dts dts + d/dtb dtb``, a few elementwise products (autodiff of the profiled
     solutions costs many more kernels), except in `irregular` bins and when the data (counts,
-    errors) carry tangents, where it is the automatic derivative of `loglike` itself.
+    errors) carry tangents, where it is the automatic derivative of `loglike` itself (of
+    `irregular_loglike`, when given, in the irregular bins: a smaller graph valid there).
     """
     def plain(*args):
         return parts(*args)[0]
@@ -205,9 +214,10 @@ def _with_profile_partials(parts: Callable) -> Callable:
         for partial, t in zip(partials, tangents[2:5]):
             if not isinstance(t, SymbolicZero):
                 tangent = tangent + partial * t
+        fallback = plain if irregular_loglike is None else irregular_loglike
         return value, jax.lax.cond(
             jnp.any(irregular),
-            lambda: jnp.where(irregular, jax.jvp(plain, primals, instantiated())[1], tangent),
+            lambda: jnp.where(irregular, jax.jvp(fallback, primals, instantiated())[1], tangent),
             lambda: tangent)
 
     loglike.defjvp(rule, symbolic_zeros=True)
@@ -218,7 +228,7 @@ def _with_profile_partials(parts: Callable) -> Callable:
 # compiles once per shape instead of re-tracing the branches at every call.
 _pstat_loglike = jax.jit(_with_profile_partials(_pstat_parts))
 _wstat_loglike = jax.jit(_with_profile_partials(_wstat_parts))
-_pgstat_loglike = jax.jit(_with_profile_partials(_pgstat_parts))
+_pgstat_loglike = jax.jit(_with_profile_partials(_pgstat_parts, _pgstat_general_loglike))
 
 
 def pstat(S, B, m, ts, tb, sigma_S, sigma_B) -> Result:
