@@ -127,23 +127,14 @@ def _fit(args: argparse.Namespace) -> int:
 
 def _nuts(problem, fit, args: argparse.Namespace) -> None:
     import jax
-    import numpy as np
-    from numpyro.diagnostics import summary
-    from numpyro.infer import MCMC, NUTS
 
-    from .infer import numpyro_model
+    from .infer import run_nuts
 
-    mcmc = MCMC(NUTS(numpyro_model(problem)), num_warmup=args.samples, num_samples=args.samples,
-                num_chains=2, chain_method="sequential", progress_bar=True)
-    init = {k: np.full(2, float(v)) for k, v in problem.to_position(fit.best).items()}
-    mcmc.run(jax.random.PRNGKey(args.seed), problem.stacks, init_params=init)
-    stats = summary(mcmc.get_samples(group_by_chain=True))
-    print(f"\nNUTS, 2 chains x {args.samples} samples")
-    print(f"{'parameter':<14} {'mean':>12} {'std':>10} {'r_hat':>7} {'n_eff':>7}")
-    for name in problem.names:
-        row = stats[name]
-        print(f"{name:<14} {float(row['mean']):>12.6g} {float(row['std']):>10.3g} "
-              f"{float(row['r_hat']):>7.3f} {float(row['n_eff']):>7.0f}")
+    posterior = run_nuts(problem, args.samples, args.samples, 2, jax.random.PRNGKey(args.seed),
+                         init=fit.best, progress_bar=True)
+    print(f"\nNUTS, 2 chains x {args.samples} samples (dense mass matrix, "
+          f"{int(posterior.num_divergent)} divergent)")
+    print(posterior.summary())
 
 
 def _default_params(model: str) -> list[float]:
