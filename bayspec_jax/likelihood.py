@@ -109,6 +109,11 @@ def unit_loglike(model: Model, params: Any, data: DataLike,
     return out
 
 
+def _flat(arrays) -> Array:
+    """The arrays raveled and concatenated."""
+    return jnp.concatenate([jnp.ravel(a) for a in arrays])
+
+
 def loglike(model: Model, params: Any, data: DataLike,
             data_params: DataParams = None) -> Float[Array, ""]:
     """Total log-likelihood ``sum(weight * unit loglike)`` of `data` under ``model(E, params)``.
@@ -122,16 +127,13 @@ def loglike(model: Model, params: Any, data: DataLike,
         by_stat.setdefault(stack.stat, []).append((stack, _stack_rate(stack, flux, data_params)))
     total = jnp.zeros((), dtype=jnp.result_type(float))
     for stat_name, items in by_stat.items():
-        def flat(arrays):
-            return jnp.concatenate([jnp.ravel(a) for a in arrays])
-
         columns = zip(*(_statistic_inputs(stack, data_params) for stack, _ in items))
-        S, B, ts, tb, sigma_s, sigma_b = (flat(column) for column in columns)
-        rate = flat(rate for _, rate in items)
-        mask = flat(stack.group_mask for stack, _ in items)
-        weight = flat(jnp.broadcast_to(stack.weight[:, None], stack.group_mask.shape)
+        S, B, ts, tb, sigma_s, sigma_b = (_flat(column) for column in columns)
+        rate = _flat(rate for _, rate in items)
+        mask = _flat(stack.group_mask for stack, _ in items)
+        weight = _flat(jnp.broadcast_to(stack.weight[:, None], stack.group_mask.shape)
                       for stack, _ in items)
-        has_background = flat(jnp.broadcast_to(stack.has_background[:, None],
+        has_background = _flat(jnp.broadcast_to(stack.has_background[:, None],
                                                stack.group_mask.shape) for stack, _ in items)
         finite = jnp.isfinite(rate)
         loglike_flat, _ = stats.pointwise(stat_name, S, B, jnp.where(finite, rate, 0.0), ts, tb,

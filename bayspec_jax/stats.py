@@ -119,13 +119,18 @@ def _wstat_parts(S, B, m, ts, tb, sigma_S, sigma_B):
     return loglike, ts * slope_s, (b + m) * slope_s, b * slope_b, irregular
 
 
-def _pgstat_parts(S, B, m, ts, tb, sigma_S, sigma_B):
-    """``(loglike, d/dm, d/dts, d/dtb, irregular)`` of `pgstat`: three branches, as bayspec."""
-    sigma = sigma_B
+def _pgstat_branches(S, m, sigma) -> tuple[Array, Array, Array]:
+    """PGSTAT's bins by branch: ``(zero, positive, general)`` (see `pgstat`)."""
     ok = (sigma > 0) & (m >= 0)
     zero = ok & (S == 0)
     positive = ok & (S > 0)
-    general = ~(zero | positive)
+    return zero, positive, ~(zero | positive)
+
+
+def _pgstat_parts(S, B, m, ts, tb, sigma_S, sigma_B):
+    """``(loglike, d/dm, d/dts, d/dtb, irregular)`` of `pgstat`: three branches, as bayspec."""
+    sigma = sigma_B
+    zero, positive, general = _pgstat_branches(S, m, sigma)
     ratio = ts / tb
 
     # S == 0: the profile is closed-form (the background at its bound mu = 0, or inside).
@@ -180,8 +185,8 @@ def _pgstat_parts(S, B, m, ts, tb, sigma_S, sigma_B):
 
 def _pgstat_general_loglike(S, B, m, ts, tb, sigma_S, sigma_B):
     """`pgstat` in the bins of its general branch (elsewhere: finite, meaningless values)."""
-    general = ~((sigma_B > 0) & (m >= 0) & (S >= 0))
-    counts, mean, gaussian = _pgstat_general(S, B, m, ts, tb, sigma_B, general)
+    counts, mean, gaussian = _pgstat_general(S, B, m, ts, tb, sigma_B,
+                                             _pgstat_branches(S, m, sigma_B)[2])
     return poisson_loglike(counts, mean) + gaussian
 
 

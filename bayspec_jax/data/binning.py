@@ -11,8 +11,9 @@ import math
 import warnings
 from typing import Any
 
+import jax
 import numpy as np
-from jaxtyping import Bool, Float, Int
+from jaxtyping import Array, Bool, Float, Int
 
 from .grouping import flags_to_group_ids, group_bounds
 
@@ -113,3 +114,10 @@ def resolve_groups(flags: Any, valid: Bool[np.ndarray, " chan"]) -> Groups:
     slices = np.stack([first, last + 1], axis=1).astype(np.int64).reshape(-1, 2)
     return Groups(flags=flags, ids=np.asarray(ids, dtype=np.int64), n_groups=int(n_groups),
                   slices=slices)
+
+
+def group_sum(values: Float[Array, "*batch chan"], ids: Int[Array, " chan"],
+              n_groups: int) -> Float[Array, "*batch group"]:
+    """Sum of `values` per group: channel ``c`` goes to group ``ids[c]``; the discard segment
+    ``n_groups`` (excluded channels, whatever they hold, NaN included) is dropped."""
+    return jax.ops.segment_sum(values, ids, num_segments=n_groups + 1)[:n_groups]

@@ -27,7 +27,7 @@ from .._table import Table
 from ..params import Par
 from ..significance import pgsig_inv, ppsig_inv
 from ._convert import float_array, int_array
-from .binning import Groups, normalize_windows, notice_mask, resolve_groups
+from .binning import Groups, group_sum, normalize_windows, notice_mask, resolve_groups
 from .grouping import GROUPING_KEYS, build_grouping, channel_fwhm
 from .response import Auxiliary, Redistribution, Response
 from .spectrum import Background, Source
@@ -68,10 +68,6 @@ def _frozen_settings(settings: Any, name: str) -> tuple | None:
         ):
             raise ValueError(f"{name}: {key} must be a finite number >= 0 or None, got {value!r}")
     return tuple(sorted(settings.items()))
-
-
-def _segment_sum(values: Array, ids: Array, n: int) -> Array:
-    return jax.ops.segment_sum(values, ids, num_segments=n + 1)[:n]
 
 
 class DataUnit(eqx.Module):
@@ -340,7 +336,7 @@ class DataUnit(eqx.Module):
     def _grouped(self, values: Array, rebinned: bool, squared: bool = False) -> Array:
         self._need_response()
         ids, n = (self.rebin_ids, self.n_rebins) if rebinned else (self.group_ids, self.n_groups)
-        total = _segment_sum(values**2 if squared else values, ids, n)
+        total = group_sum(values**2 if squared else values, ids, n)
         return jnp.sqrt(total) if squared else total
 
     @property

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 
+from ..data.binning import group_sum
 from ..data.data import Data
 from ..data.unit import DataUnit
 from ..fold import Model
@@ -38,6 +39,7 @@ from ..simulate import GAUSSIAN_BACKGROUND_STATS
 from .mle import FitResult
 from .problem import Problem
 from .results import Posterior
+from .sample import _count
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,12 +116,6 @@ def _inputs(data: Data, src_counts: Any, bkg_counts: Any) -> tuple[list, list | 
     return src, bkg, int(src[0].shape[0])
 
 
-def _group(counts: Array, ids: Array, n_groups: int) -> Array:
-    used = ids < n_groups
-    total = jax.ops.segment_sum(jnp.where(used, counts, 0.0), ids, num_segments=n_groups + 1)
-    return total[:n_groups]
-
-
 _COUNT_FIELDS = ("src_counts", "src_errors", "bkg_counts", "bkg_errors")
 
 
@@ -129,12 +125,12 @@ def _substitute(stacks: tuple, slots: tuple, group_ids: tuple, src_counts: Seque
     for u, slot in enumerate(slots):
         arrays = new[slot.stack]
         g, row = slot.n_groups, slot.row
-        grouped = _group(jnp.asarray(src_counts[u]), group_ids[u], g)
+        grouped = group_sum(jnp.asarray(src_counts[u]), group_ids[u], g)
         arrays["src_counts"] = arrays["src_counts"].at[row, :g].set(grouped)
         arrays["src_errors"] = arrays["src_errors"].at[row, :g].set(
             jnp.sqrt(jnp.maximum(grouped, 0.0)))
         if bkg_counts is not None:
-            grouped = _group(jnp.asarray(bkg_counts[u]), group_ids[u], g)
+            grouped = group_sum(jnp.asarray(bkg_counts[u]), group_ids[u], g)
             arrays["bkg_counts"] = arrays["bkg_counts"].at[row, :g].set(grouped)
             if slot.poisson_background:
                 arrays["bkg_errors"] = arrays["bkg_errors"].at[row, :g].set(
@@ -392,10 +388,9 @@ def batch_nuts(
     sample stats ``diverging``, ``lp`` (log posterior) and ``n_steps``; ``posterior[i]`` is
     spectrum `i`'s.
     """
-    for name, value, minimum in (("num_warmup", num_warmup, 0), ("num_samples", num_samples, 1),
-                                 ("num_chains", num_chains, 1)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-            raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    num_warmup = _count(num_warmup, "num_warmup", 0)
+    num_samples = _count(num_samples, "num_samples", 1)
+    num_chains = _count(num_chains, "num_chains", 1)
     adapt = num_warmup > 0
     if adapt and step_size is not None:
         raise ValueError("step_size is for num_warmup=0 (no adaptation); with a warm-up it is "
