@@ -215,15 +215,22 @@ def _with_profile_partials(parts: Callable,
         if any(not isinstance(tangents[i], SymbolicZero) for i in (0, 1, 5, 6)):
             return jax.jvp(plain, primals, instantiated())
         value, *partials, irregular = parts(*primals)
+        fallback = plain if irregular_loglike is None else irregular_loglike
+
+        def automatic():
+            exact = []
+            for i in (2, 3, 4):
+                unit = [jnp.zeros_like(p) for p in primals]
+                unit[i] = jnp.ones_like(primals[i])
+                exact.append(jax.jvp(fallback, primals, tuple(unit))[1])
+            return [jnp.where(irregular, e, p) for e, p in zip(exact, partials)]
+
+        partials = jax.lax.cond(jnp.any(irregular), automatic, lambda: partials)
         tangent = jnp.zeros_like(value)
         for partial, t in zip(partials, tangents[2:5]):
             if not isinstance(t, SymbolicZero):
                 tangent = tangent + partial * t
-        fallback = plain if irregular_loglike is None else irregular_loglike
-        return value, jax.lax.cond(
-            jnp.any(irregular),
-            lambda: jnp.where(irregular, jax.jvp(fallback, primals, instantiated())[1], tangent),
-            lambda: tangent)
+        return value, tangent
 
     loglike.defjvp(rule, symbolic_zeros=True)
     return loglike
