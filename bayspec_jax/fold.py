@@ -12,6 +12,8 @@ from typing import Any
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from .data.stack import FoldBlock
+
 Model = Callable[[Array, Any], Array]
 
 
@@ -39,6 +41,15 @@ def fold(
 
     A `drm` with a leading axis of 1 is shared by every row of `photon_flux`: one matrix product.
     """
-    if drm.ndim == 3 and drm.shape[0] == 1 and photon_flux.ndim == 2:
+    if drm.ndim == 3 and drm.shape[0] == 1:
         return photon_flux @ drm[0]
     return jnp.einsum("...p,...pg->...g", photon_flux, drm)
+
+
+def fold_block(block: FoldBlock, row_flux: Float[Array, "row nphot"]) -> Float[Array, " group"]:
+    """Count rate per group of one `FoldBlock` from the photon flux on each row's grid."""
+    flux = row_flux
+    if block.photon_mask is not None:
+        flux = jnp.where(block.photon_mask, flux, 0.0)
+    rate = fold(flux, block.drm).ravel()
+    return rate if block.take is None else rate[block.take]

@@ -1,8 +1,8 @@
 """Model + parameters + `Data` -> log-likelihood: folding and statistics, one pure function.
 
-Everything here works on the stacked form of a `Data` (`data.stacked`, a few padded stacks),
-so a whole `Data` is a handful of batched einsums and elementwise statistics, whatever the
-number of units. The functions are pure: `jax.jit`, `jax.grad` and `jax.vmap` apply directly,
+Everything here works on the stacked form of a `Data` (`data.stacked`: one `Stack` per
+statistic, its groups on one flat axis), so a whole `Data` is a few matrix products and one
+elementwise statistic per stack, whatever the number of units. The functions are pure: `jax.jit`, `jax.grad` and `jax.vmap` apply directly,
 with the model parameters and the data-layer factors as differentiable inputs.
 """
 
@@ -13,12 +13,13 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 from . import stats
 from .data.data import Data
 from .data.stack import Stack
-from .fold import Model, fold, integrate_bins
+from .fold import Model, fold_block, integrate_bins
 
 DataLike = Data | Sequence[Stack]
 DataParams = Mapping[str, Any] | None
@@ -31,70 +32,56 @@ def _stacks(data: DataLike) -> tuple[Stack, ...]:
     return data.stacked if isinstance(data, Data) else tuple(data)
 
 
-def _factor(stack: Stack, data_params: DataParams, name: str) -> Array:
+def _group_factor(stack: Stack, data_params: DataParams, name: str) -> Array | None:
+    """Data-layer factor `name` per group from `data_params` (`None`: the stack's own)."""
     if data_params is None or name not in data_params:
-        return getattr(stack, name)
-    values = jnp.asarray(data_params[name])
-    return values[jnp.asarray(stack.positions)]
+        return None
+    values = jnp.asarray(data_params[name])[jnp.asarray(stack.positions)]
+    return values[stack.group_unit]
 
 
-def _grid_fluxes(model: Model, params: Any, stacks: Sequence[Stack]) -> list[Array]:
-    """Photon flux per bin on each stack's distinct grids ``(grid, nphot)``: one model call.
-
-    Stacks with the same points per bin share one evaluation of the model and of the
-    integration (fewer, larger kernels).
-    """
-    fluxes: dict[int, Array] = {}
-    by_ngrid: dict[int, list[int]] = {}
-    for i, stack in enumerate(stacks):
-        by_ngrid.setdefault(stack.ngrid, []).append(i)
-    for ngrid, members in by_ngrid.items():
-        energies = jnp.concatenate([jnp.ravel(stacks[i].egrid) for i in members])
-        flux = integrate_bins(model, params, energies, ngrid)
-        start = 0
-        for i in members:
-            grid, size = stacks[i].egrid.shape
-            fluxes[i] = flux[start:start + grid * size // ngrid].reshape(grid, size // ngrid)
-            start += grid * size // ngrid
-    return [fluxes[i] for i in range(len(stacks))]
+def _rate(model: Model, params: Any, stack: Stack, data_params: DataParams) -> Array:
+    """The model's count rate per group of `stack` ``(group,)``: the model runs once on the
+    stack's grids, each block folds its part."""
+    flux = integrate_bins(model, params, stack.egrid, stack.ngrid)
+    rates = [fold_block(block, flux[block.grid_start:block.grid_start + block.n_rows
+                                    * block.nphot].reshape(block.n_rows, block.nphot))
+             for block in stack.blocks]
+    rate = rates[0] if len(rates) == 1 else jnp.concatenate(rates)
+    rf = _group_factor(stack, data_params, "rf")
+    return rate * (stack.group_rf if rf is None else rf)
 
 
-def _stack_rate(stack: Stack, flux: Array, data_params: DataParams) -> Array:
-    """The model's count rate per padded group of one stack ``(unit, ngroup)``, 0 in padding,
-    from the flux on its distinct grids."""
-    if stack.egrid.shape[0] == 1:  # one grid for the whole stack
-        flux = jnp.broadcast_to(flux, (stack.n_units, flux.shape[-1]))
-    elif stack.egrid.shape[0] != stack.n_units:
-        # The model ran once per distinct energy grid; hand each unit its grid's fluxes. A grid
-        # with a non-finite flux marks its units NaN (rejected by the statistic), not others.
-        finite = jnp.isfinite(flux)
-        bad_grid = (~jnp.all(finite, axis=-1)).astype(flux.dtype)
-        flux = stack.grid_weights @ jnp.where(finite, flux, 0.0)
-        flux = jnp.where((stack.grid_weights @ bad_grid)[:, None] > 0, jnp.nan, flux)
-    flux = jnp.where(stack.photon_mask, flux, 0.0)
-    rate = fold(flux, stack.drm) * _factor(stack, data_params, "rf")[:, None]
-    return jnp.where(stack.group_mask, rate, 0.0)
+def _efficiencies(stack: Stack, data_params: DataParams) -> tuple[Array, Array]:
+    """``(ts, tb)`` per group: the efficiencies times the source and background factors."""
+    sf, bf = (_group_factor(stack, data_params, name) for name in ("sf", "bf"))
+    ts = stack.ts if sf is None else stack.src_efficiency[stack.group_unit] * sf
+    tb = stack.tb if bf is None else stack.bkg_efficiency[stack.group_unit] * bf
+    return ts, tb
 
 
-def _statistic_inputs(stack: Stack, data_params: DataParams) -> tuple[Array, ...]:
-    """``(S, B, ts, tb, sigma_S, sigma_B)`` of one stack, each ``(unit, ngroup)``."""
-    shape = stack.src_counts.shape
-    ts = stack.src_efficiency * _factor(stack, data_params, "sf")
-    tb = stack.bkg_efficiency * _factor(stack, data_params, "bf")
-    return (stack.src_counts, stack.bkg_counts, jnp.broadcast_to(ts[:, None], shape),
-            jnp.broadcast_to(tb[:, None], shape), stack.src_errors, stack.bkg_errors)
+def _per_bin(stack: Stack, rate: Array, data_params: DataParams) -> tuple[Array, Array]:
+    """The statistic's ``(loglike, sign)`` per group for a finite `rate`."""
+    ts, tb = _efficiencies(stack, data_params)
+    has_background = (True if all(stack.has_background)
+                      else jnp.asarray(np.repeat(stack.has_background, stack.n_groups)))
+    return stats.per_bin(stack.stat, stack.src_counts, stack.bkg_counts, rate, ts, tb,
+                         stack.src_errors, stack.bkg_errors, has_background=has_background)
 
 
 def stack_pointwise(model: Model, params: Any, stack: Stack, data_params: DataParams = None):
-    """``(loglike, sign, ctsrate)`` per padded group of one stack, each ``(unit, ngroup)``.
+    """``(loglike, sign, ctsrate)`` per group of one stack, each ``(group,)``.
 
-    `loglike` is unweighted and 0 in padded groups; `ctsrate` is the model count rate.
+    `loglike` is unweighted, and ``-inf`` in every group of a unit with a non-finite model
+    rate; `ctsrate` is the model count rate.
     """
-    rate = _stack_rate(stack, _grid_fluxes(model, params, [stack])[0], data_params)
-    S, B, ts, tb, sigma_s, sigma_b = _statistic_inputs(stack, data_params)
-    loglike, sign = stats.pointwise(stack.stat, S, B, rate, ts, tb, sigma_s, sigma_b,
-                                    has_background=stack.has_background[:, None])
-    return jnp.where(stack.group_mask, loglike, 0.0), sign, rate
+    rate = _rate(model, params, stack, data_params)
+    finite = jnp.isfinite(rate)
+    loglike, sign = _per_bin(stack, jnp.where(finite, rate, 0.0), data_params)
+    bad_units = jax.ops.segment_sum((~finite).astype(rate.dtype), stack.group_unit,
+                                    num_segments=stack.n_units) > 0
+    bad = bad_units[stack.group_unit]
+    return jnp.where(bad, -jnp.inf, loglike), jnp.where(bad, 1.0, sign), rate
 
 
 def unit_loglike(model: Model, params: Any, data: DataLike,
@@ -105,41 +92,24 @@ def unit_loglike(model: Model, params: Any, data: DataLike,
     out = jnp.zeros(n_units, dtype=jnp.result_type(float))
     for stack in stacks:
         loglike, _, _ = stack_pointwise(model, params, stack, data_params)
-        out = out.at[jnp.asarray(stack.positions)].set(loglike.sum(axis=-1))
+        per_unit = jax.ops.segment_sum(loglike, stack.group_unit, num_segments=stack.n_units)
+        out = out.at[jnp.asarray(stack.positions)].set(per_unit)
     return out
-
-
-def _flat(arrays) -> Array:
-    """The arrays raveled and concatenated."""
-    return jnp.concatenate([jnp.ravel(a) for a in arrays])
 
 
 def loglike(model: Model, params: Any, data: DataLike,
             data_params: DataParams = None) -> Float[Array, ""]:
     """Total log-likelihood ``sum(weight * unit loglike)`` of `data` under ``model(E, params)``.
 
-    The stacks of one statistic are evaluated as one flat array of groups (one elementwise
-    pass however many stacks); a non-finite model rate anywhere gives ``-inf``.
+    Each stack (one per statistic) is one elementwise pass over its groups; a non-finite model
+    rate anywhere gives ``-inf``.
     """
-    stacks = _stacks(data)
-    by_stat: dict[str, list[tuple[Stack, Array]]] = {}
-    for stack, flux in zip(stacks, _grid_fluxes(model, params, stacks)):
-        by_stat.setdefault(stack.stat, []).append((stack, _stack_rate(stack, flux, data_params)))
     total = jnp.zeros((), dtype=jnp.result_type(float))
-    for stat_name, items in by_stat.items():
-        columns = zip(*(_statistic_inputs(stack, data_params) for stack, _ in items))
-        S, B, ts, tb, sigma_s, sigma_b = (_flat(column) for column in columns)
-        rate = _flat(rate for _, rate in items)
-        mask = _flat(stack.group_mask for stack, _ in items)
-        weight = _flat(jnp.broadcast_to(stack.weight[:, None], stack.group_mask.shape)
-                      for stack, _ in items)
-        has_background = _flat(jnp.broadcast_to(stack.has_background[:, None],
-                                               stack.group_mask.shape) for stack, _ in items)
+    for stack in _stacks(data):
+        rate = _rate(model, params, stack, data_params)
         finite = jnp.isfinite(rate)
-        loglike_flat, _ = stats.pointwise(stat_name, S, B, jnp.where(finite, rate, 0.0), ts, tb,
-                                          sigma_s, sigma_b, has_background=has_background)
-        partial = jnp.sum(jnp.where(mask, weight * loglike_flat, 0.0))
-        total = total + jnp.where(jnp.all(finite), partial, -jnp.inf)
+        loglike_groups, _ = _per_bin(stack, jnp.where(finite, rate, 0.0), data_params)
+        total = total + jnp.sum(jnp.where(finite, stack.group_weight * loglike_groups, -jnp.inf))
     return total
 
 
@@ -155,10 +125,10 @@ def _per_unit(data: Data, model: Model, params: Any, data_params: DataParams, pi
     results: list = [None] * len(data)
     for stack in data.stacked:
         loglike, sign, rate = _stack_pointwise_jit(model, params, stack, data_params)
-        for row, position in enumerate(stack.positions):
-            n = data.units[position].n_groups
-            results[position] = pick(loglike[row, :n], sign[row, :n], rate[row, :n],
-                                     stack.weight[row])
+        for i, (position, start, n) in enumerate(zip(stack.positions, stack.offsets,
+                                                      stack.n_groups)):
+            part = slice(start, start + n)
+            results[position] = pick(loglike[part], sign[part], rate[part], stack.weight[i])
     return results
 
 

@@ -39,46 +39,50 @@ def _sign(x: Array) -> Array:
     return jnp.sign(x).astype(jnp.result_type(x, float))
 
 
+_ATANH_SERIES = tuple(1.0 / (2 * k + 3) for k in range(11))
+"""``1/3, 1/5, ..., 1/23``: ``atanh(t) = t + t^3 (1/3 + t^2/5 + ...)``, enough terms for
+``|t| <= 1/7`` to the last bit of float64."""
+
+
 def poisson_loglike(count: ArrayLike, mean: ArrayLike) -> Float[Array, "*bins"]:
-    """Poisson log-likelihood of `count` given `mean`, relative to the saturated ``mean=count``.
+    """Poisson log-likelihood of `count` given `mean`, relative to the saturated ``mean=count``:
+    ``count * log(mean / count) + count - mean``.
 
     ``-inf`` for negative or non-finite arguments, and for ``mean = 0 < count``; ``-mean`` for
-    ``count = 0``. Computed with the same numerically careful branches as bayspec.
+    ``count = 0``. Accurate to a few units in the last place everywhere, saturation included.
     """
     count, mean = jnp.broadcast_arrays(*(jnp.asarray(x, dtype=jnp.result_type(x, float))
                                          for x in (count, mean)))
     invalid = ~jnp.isfinite(count) | ~jnp.isfinite(mean) | (count < 0) | (mean < 0)
-    zero_count = ~invalid & (count == 0)
-    zero_mean = ~invalid & ~zero_count & (mean == 0)
-    regular = ~invalid & ~zero_count & ~zero_mean
-    c = _safe(regular, count)
-    mu = _safe(regular, mean)
-    # One logarithm per bin, of an argument chosen per branch (logarithms dominate the cost).
-    # Far from saturation (mean and count differ by 2x or more): the ratio min/max <= 1/2, its
-    # logarithm is at least log 2 in size; a ratio below the smallest normal number is scaled
-    # by a power of two first so that it keeps its digits.
-    far = (mu < 0.5 * c) | (c < 0.5 * mu)
-    ratio = jnp.minimum(mu, c) / jnp.maximum(mu, c)
-    finfo = jnp.finfo(ratio.dtype)
-    exponent = int(0.58 * finfo.maxexp)  # 593 in float64, 74 in float32
-    tiny = ratio < finfo.tiny
-    scaled = jnp.where(tiny, jnp.minimum(mu, c) * 2.0**exponent / jnp.maximum(mu, c), ratio)
-    # Near saturation: log1p(delta) as log(u) * delta / (u - 1) with u = 1 + delta (exact
-    # rounding compensation; Goldberg 1991), the series where |delta| < 1e-4.
+    regular = ~invalid & (count > 0) & (mean > 0)
+    # Near saturation (|mean - count| <= count / 4): with t = (mean - count) / (mean + count),
+    # log(mean / count) = 2 atanh(t), so the value is -count * (delta t - 2 t^3 (1/3 + t^2/5 +
+    # ...)), delta = (mean - count) / count: no cancellation, and no logarithm. Each branch
+    # computes on inputs that are safe for it (finite gradients in the other bins).
+    near = regular & (jnp.abs(mean - count) <= 0.25 * count)
+    c, mu = _safe(near, count), _safe(near, mean)
     delta = (mu - c) / c
-    small = jnp.abs(delta) < 1e-4
-    u = 1.0 + delta
-    log_arg = jnp.log(jnp.where(far, scaled, jnp.where(small | (u == 1.0), 1.0, u)))
-    log_small = log_arg - jnp.where(far & tiny, exponent * math.log(2.0), 0.0)
-    log_ratio = jnp.where(mu > c, -log_small, log_small)
-    far_value = jnp.where(mu < c, c * (log_ratio + 1.0 - ratio), c * log_ratio - mu + c)
-    log1p = jnp.where(small | (u == 1.0), delta, log_arg * delta / _safe(~small & (u != 1.0), u - 1.0))
-    series = -c * delta * delta * (0.5 - delta / 3.0 + delta * delta / 4.0
-                                   - delta * delta * delta / 5.0)
-    near_value = jnp.where(small, series, -c * (delta - log1p))
-    value = jnp.where(far, far_value, near_value)
-    value = jnp.where(zero_count, -_safe(zero_count, mean, 0.0), value)
-    return jnp.where(regular | zero_count, value, -jnp.inf)
+    t = (mu - c) / (mu + c)
+    t2 = t * t
+    series = _ATANH_SERIES[-1]
+    for coefficient in _ATANH_SERIES[-2::-1]:
+        series = coefficient + t2 * series
+    near_value = -c * (delta * t - 2.0 * t * t2 * series)
+    # Elsewhere one logarithm; a ratio beyond the exponent range is scaled by a power of two.
+    far = regular & ~near
+    c, mu = _safe(far, count), _safe(far, mean)
+    finfo = jnp.finfo(c.dtype)
+    exponent = int(0.58 * finfo.maxexp)  # 593 in float64, 74 in float32
+    big = 2.0**exponent
+    tiny_ratio = mu < c * (1.0 / big)
+    huge_ratio = mu > c * big
+    scale = jnp.where(tiny_ratio, big, jnp.where(huge_ratio, 1.0 / big, 1.0))
+    log_scale = jnp.where(tiny_ratio, exponent * math.log(2.0),
+                          jnp.where(huge_ratio, -exponent * math.log(2.0), 0.0))
+    far_value = c * (jnp.log(mu * scale / c) - log_scale) - (mu - c)
+    value = jnp.where(near, near_value, far_value)
+    value = jnp.where(count == 0, -_safe(count == 0, mean, 0.0), value)
+    return jnp.where(regular | (~invalid & (count == 0)), value, -jnp.inf)
 
 
 def _floats(*arrays) -> list[Array]:
@@ -128,7 +132,8 @@ def _pgstat_branches(S, m, sigma) -> tuple[Array, Array, Array]:
 
 
 def _pgstat_parts(S, B, m, ts, tb, sigma_S, sigma_B):
-    """``(loglike, d/dm, d/dts, d/dtb, irregular)`` of `pgstat`: three branches, as bayspec."""
+    """``(loglike, d/dm, d/dts, d/dtb, irregular)`` of `pgstat`'s first two branches, as bayspec
+    (the bins of the third, `irregular`, hold finite placeholders)."""
     sigma = sigma_B
     zero, positive, general = _pgstat_branches(S, m, sigma)
     ratio = ts / tb
@@ -167,18 +172,9 @@ def _pgstat_parts(S, B, m, ts, tb, sigma_S, sigma_B):
     slope = s_p / mu_s - 1.0
     positive_partials = (ts * slope, (s_p - mu_s) / ts, -slope * (mu_s - ts * m_p) / tb)
 
-    # The general branch is computed only when some bin needs it (rare: zero background error,
-    # negative model or negative counts); one Poisson term serves it and the S > 0 branch.
-    def only_positive(_):
-        return s_p, mu_s, -0.5 * z_p * z_p
-
-    def with_general(_):
-        counts_g, mean_g, gaussian_g = _pgstat_general(S, B, m, ts, tb, sigma, general)
-        return (jnp.where(positive, s_p, counts_g), jnp.where(positive, mu_s, mean_g),
-                jnp.where(positive, -0.5 * z_p * z_p, gaussian_g))
-
-    counts, mean, gaussian = jax.lax.cond(jnp.any(general), with_general, only_positive, None)
-    loglike = jnp.where(zero, loglike_zero, poisson_loglike(counts, mean) + gaussian)
+    # The general branch (rare: zero background error, negative model or negative counts) is
+    # left to `_pgstat_general_loglike`, run only when some bin needs it.
+    loglike = jnp.where(zero, loglike_zero, poisson_loglike(s_p, mu_s) - 0.5 * z_p * z_p)
     partials = [jnp.where(zero, z, p) for z, p in zip(zero_partials, positive_partials)]
     return loglike, *partials, general
 
@@ -190,42 +186,58 @@ def _pgstat_general_loglike(S, B, m, ts, tb, sigma_S, sigma_B):
     return poisson_loglike(counts, mean) + gaussian
 
 
+def _complete_value(parts: Callable, irregular_loglike: Callable | None = None) -> Callable:
+    """``loglike(S, B, m, ts, tb, sigma_S, sigma_B)`` from `parts`, with `irregular_loglike` in
+    the irregular bins when given (evaluated only when some bin is irregular)."""
+    def value(*args):
+        loglike, *_, irregular = parts(*args)
+        if irregular_loglike is None:
+            return loglike
+        return jax.lax.cond(jnp.any(irregular),
+                            lambda: jnp.where(irregular, irregular_loglike(*args), loglike),
+                            lambda: loglike)
+
+    return value
+
+
 def _with_profile_partials(parts: Callable,
                            irregular_loglike: Callable | None = None) -> Callable:
     """``loglike(S, B, m, ts, tb, sigma_S, sigma_B)`` with a JVP from the analytic partials.
 
     `parts` returns ``(loglike, d/dm, d/dts, d/dtb, irregular)``: the tangent is
     ``d/dm dm + d/dts dts + d/dtb dtb``, a few elementwise products (autodiff of the profiled
-    solutions costs many more kernels), except in `irregular` bins and when the data (counts,
-    errors) carry tangents, where it is the automatic derivative of `loglike` itself (of
-    `irregular_loglike`, when given, in the irregular bins: a smaller graph valid there).
+    solutions costs many more kernels). In `irregular` bins the value is `irregular_loglike`'s
+    (when given) and the partials are automatic derivatives of the value there, all computed
+    under one `lax.cond` that runs only when some bin is irregular; when the data (counts,
+    errors) carry tangents, the tangent is the automatic derivative of the whole value.
     """
-    def plain(*args):
-        return parts(*args)[0]
+    value_of = _complete_value(parts, irregular_loglike)
+    exact = value_of if irregular_loglike is None else irregular_loglike
 
     @jax.custom_jvp
     def loglike(S, B, m, ts, tb, sigma_S, sigma_B):
-        return plain(S, B, m, ts, tb, sigma_S, sigma_B)
+        return value_of(S, B, m, ts, tb, sigma_S, sigma_B)
 
     def rule(primals, tangents):
-        def instantiated():
-            return tuple(jnp.zeros_like(p) if isinstance(t, SymbolicZero) else t
-                         for p, t in zip(primals, tangents))
-
         if any(not isinstance(tangents[i], SymbolicZero) for i in (0, 1, 5, 6)):
-            return jax.jvp(plain, primals, instantiated())
+            return jax.jvp(value_of, primals,
+                           tuple(jnp.zeros_like(p) if isinstance(t, SymbolicZero) else t
+                                 for p, t in zip(primals, tangents)))
         value, *partials, irregular = parts(*primals)
-        fallback = plain if irregular_loglike is None else irregular_loglike
 
-        def automatic():
-            exact = []
-            for i in (2, 3, 4):
+        def with_irregular():
+            fixed = (value if irregular_loglike is None
+                     else jnp.where(irregular, irregular_loglike(*primals), value))
+            derivatives = []
+            for i, partial in zip((2, 3, 4), partials):
                 unit = [jnp.zeros_like(p) for p in primals]
                 unit[i] = jnp.ones_like(primals[i])
-                exact.append(jax.jvp(fallback, primals, tuple(unit))[1])
-            return [jnp.where(irregular, e, p) for e, p in zip(exact, partials)]
+                automatic = jax.jvp(exact, primals, tuple(unit))[1]
+                derivatives.append(jnp.where(irregular, automatic, partial))
+            return fixed, derivatives
 
-        partials = jax.lax.cond(jnp.any(irregular), automatic, lambda: partials)
+        value, partials = jax.lax.cond(jnp.any(irregular), with_irregular,
+                                       lambda: (value, partials))
         tangent = jnp.zeros_like(value)
         for partial, t in zip(partials, tangents[2:5]):
             if not isinstance(t, SymbolicZero):
@@ -241,6 +253,8 @@ def _with_profile_partials(parts: Callable,
 _pstat_loglike = jax.jit(_with_profile_partials(_pstat_parts))
 _wstat_loglike = jax.jit(_with_profile_partials(_wstat_parts))
 _pgstat_loglike = jax.jit(_with_profile_partials(_pgstat_parts, _pgstat_general_loglike))
+_pgstat_value = _complete_value(_pgstat_parts, _pgstat_general_loglike)
+"""`pgstat`'s value without the custom derivative (autodiff reference in the tests)."""
 
 
 def pstat(S, B, m, ts, tb, sigma_S, sigma_B) -> Result:
@@ -320,23 +334,32 @@ STATISTICS: dict[str, Callable[..., Result]] = {
 background (see `pointwise`)."""
 
 
-def pointwise(stat: str, S, B, m, ts, tb, sigma_S, sigma_B, has_background=True) -> Result:
-    """``(loglike, sign)`` per bin for statistic `stat`.
+def per_bin(stat: str, S, B, m, ts, tb, sigma_S, sigma_B, has_background=True) -> Result:
+    """``(loglike, sign)`` per bin for statistic `stat`, for a finite model `m`.
 
-    For ``cstat``/``ppstat``, a unit without a background file (`has_background` False) uses
-    the Cash statistic, as XSPEC does. A non-finite model value anywhere in the bins makes every
-    bin ``-inf`` (the whole unit is rejected, as in bayspec) without NaN gradients.
+    For ``cstat``/``ppstat``, a bin without a background file (`has_background` False) uses the
+    Cash statistic, as XSPEC does.
     """
     if stat not in STATISTICS:
         raise ValueError(f"unknown statistic {stat!r}; choose one of {list(STATISTICS)}")
-    finite = jnp.isfinite(m)
-    all_finite = jnp.all(finite, axis=-1, keepdims=True)
-    m_safe = jnp.where(finite, m, 0.0)
-    loglike, sign = STATISTICS[stat](S, B, m_safe, ts, tb, sigma_S, sigma_B)
+    loglike, sign = STATISTICS[stat](S, B, m, ts, tb, sigma_S, sigma_B)
     if stat in ("cstat", "ppstat"):
-        cash_loglike, cash_sign = cash(S, B, m_safe, ts, tb, sigma_S, sigma_B)
+        cash_loglike, cash_sign = cash(S, B, m, ts, tb, sigma_S, sigma_B)
         loglike = jnp.where(has_background, loglike, cash_loglike)
         sign = jnp.where(has_background, sign, cash_sign)
+    return loglike, sign
+
+
+def pointwise(stat: str, S, B, m, ts, tb, sigma_S, sigma_B, has_background=True) -> Result:
+    """``(loglike, sign)`` per bin for statistic `stat` (see `per_bin`).
+
+    A non-finite model value anywhere in the bins (the last axis) makes every bin ``-inf`` (the
+    whole unit is rejected, as in bayspec) without NaN gradients.
+    """
+    finite = jnp.isfinite(m)
+    all_finite = jnp.all(finite, axis=-1, keepdims=True)
+    loglike, sign = per_bin(stat, S, B, jnp.where(finite, m, 0.0), ts, tb, sigma_S, sigma_B,
+                            has_background)
     return jnp.where(all_finite, loglike, -jnp.inf), jnp.where(all_finite, sign, 1.0)
 
 

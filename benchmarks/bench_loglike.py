@@ -36,16 +36,14 @@ Rows of ours (tool ``bayspec_jax``):
   ``likelihood.make_loglike(cpl, data, grad=True)`` (the arrays flattened once, then passed).
 * ``closure``: ``jax.jit(lambda th: loglike(cpl, th, data))`` with the `Data` closed over, as a
   NumPyro/BlackJAX potential is usually written (the arrays become compile-time constants).
-* ``floor`` (tool ``bayspec_jax_floor``, variant ``as-stacked``): one bare batched einsum plus
-  `stats.pgstat` per stack over the same padded `data.stacked` arrays, the model flux computed
-  the same way (`fold.integrate_bins` on `stack.egrid`, handed to the units through
-  `stack.grid_weights` when the stack holds its distinct grids), padded groups masked; jitted,
-  arrays as arguments. No factors, weights, finiteness checks or pytree flattening: the minimum
-  our layout can cost. The floor follows whatever layout `data.stacked` has.
-* a second floor, the other choice of grids: ``every-unit-grid`` (the model on every unit's
-  grid) when the library de-duplicates grids, ``distinct-grids`` (once per distinct grid,
-  gathered by index: a proposal) when it does not; skipped when there is nothing to
-  de-duplicate (K=1).
+* ``floor`` (tool ``bayspec_jax_floor``, variant ``as-stacked``): the bare fold (one
+  vector-matrix product per wide block of `data.stacked`, a batched einsum per padded block)
+  plus `stats.pgstat` over the same flat arrays, the model flux computed the same way
+  (`fold.integrate_bins` on `stack.egrid`); jitted, arrays as arguments. No factors, weights,
+  finiteness checks or pytree flattening: the minimum our layout can cost.
+* a second floor, ``padded-units``: the layout the library used before, one padded
+  ``(unit, nphot, ngroup)`` DRM stack per unit size (NaI, BGO), the model once per grid
+  broadcast to the units, with a batched einsum; what the wide blocks are worth.
 
 Every worker also checks that the floors and the closure give our value to rtol 1e-10.
 Performance work in the package is not done here: this script only measures.
@@ -159,7 +157,7 @@ def worker(args) -> None:
     stacks = data.stacked
     build = {"build_files_s": files_s, "build_copies_s": copies_s, "build_data_s": data_s,
              "build_s": (files_s if K == 1 else 0.0) + copies_s + data_s,
-             "stack_shapes": [list(s.drm.shape) for s in stacks],
+             "stack_shapes": [[list(b.drm.shape) for b in s.blocks] for s in stacks],
              "npoints": [int(n) for n in data.npoints[:2]], "n_units": len(data)}
 
     theta0 = jnp.asarray(THETA0)
@@ -240,72 +238,73 @@ def worker(args) -> None:
     res["loadavg_1min"] = [load0, os.getloadavg()[0]]
     emit(res)
 
-    # --- floor: one batched einsum + stats.pgstat over the same padded arrays ------------------
-    # The floor follows the layout of `data.stacked` whatever it is: `egrid` holds either one
-    # grid per unit or the stack's distinct grids with a one-hot `grid_weights` (unit, grid)
-    # that hands each unit its grid's flux; `drm` is (unit, nphot, ngroup) or (1, nphot,
-    # ngroup) when shared. Two floor variants: "as stacked" (the model evaluated exactly as the
-    # library lays it out), and the other choice of grids ("every unit's grid" when the library
-    # de-duplicates, "distinct grids" -- gathered by index -- when it does not), to show what
-    # evaluating the model once per distinct grid is worth.
-    def layout(s):
-        egrid = np.asarray(s.egrid)
-        n_units = int(s.src_counts.shape[0])
-        weights = getattr(s, "grid_weights", None)
-        if egrid.shape[0] == n_units or weights is None:
-            grids, index = np.unique(egrid, axis=0, return_inverse=True)
-            return egrid, None, grids, np.ravel(index), False
-        index = np.argmax(np.asarray(weights), axis=1)
-        return egrid[index], jnp.asarray(weights), egrid, index, True
+    # --- floors: bare fold + stats.pgstat over the same arrays ---------------------------------
+    # "as-stacked" follows the layout of `data.stacked` whatever it is (one stack per statistic,
+    # groups on one flat axis, responses in blocks: one vector-matrix product per wide block,
+    # a batched einsum per padded block), with none of the library's factors, weights,
+    # finiteness checks or pytree flattening. "padded-units" is the layout the library used
+    # before: one (unit, nphot, ngroup) stack of padded DRMs per unit size, the model once per
+    # distinct grid broadcast to the units, padded groups masked; it shows what the wide blocks
+    # are worth.
+    def stack_arrays(s):
+        blocks = tuple((b.drm, b.photon_mask, b.take) for b in s.blocks)
+        return (s.egrid, blocks, s.src_counts, s.bkg_counts, s.src_errors, s.bkg_errors, s.ts,
+                s.tb)
 
-    layouts = [layout(s) for s in stacks]
-    dedups = any(lay[4] for lay in layouts) or all(hasattr(s, "grid_weights") for s in stacks)
-    # nothing to de-duplicate (as many distinct grids as units): the alternative equals the floor
-    redundant = all(lay[2].shape[0] == lay[0].shape[0] for lay in layouts)
-    common_arrays = tuple(
-        (s.drm, s.group_mask, s.src_counts, s.bkg_counts, s.src_errors, s.bkg_errors,
-         s.src_efficiency, s.bkg_efficiency) for s in stacks)
+    block_rows = tuple(tuple((b.grid_start, b.n_rows, b.nphot) for b in s.blocks)
+                       for s in stacks)
     ngrids = tuple(s.ngrid for s in stacks)
 
-    def pgstat_sum(flux, drm, gmask, S, B, sS, sB, ts, tb_):
-        if drm.shape[0] == 1 and flux.shape[0] > 1:  # one response shared by the stack
-            rate = jnp.einsum("up,pg->ug", flux, drm[0])
-        else:
-            rate = jnp.einsum("up,upg->ug", flux, drm)
-        ll, _ = stats.pgstat(S, B, rate, ts[:, None], tb_[:, None], sS, sB)
-        return jnp.sum(jnp.where(gmask, ll, 0.0))
-
-    def floor_as_stacked(theta, arrays, grids):
+    def floor_as_stacked(theta, arrays):
         total = 0.0
-        for rest, (egrid, weights), ngrid in zip(arrays, grids, ngrids):
+        for (egrid, blocks, S, B, sS, sB, ts, tb_), rows, ngrid in zip(arrays, block_rows,
+                                                                         ngrids):
             flux = integrate_bins(cpl, theta, egrid, ngrid)
-            if weights is not None:
-                flux = weights @ flux
-            total = total + pgstat_sum(flux, *rest)
+            rates = []
+            for (drm, mask, take), (start, n_rows, nphot) in zip(blocks, rows):
+                f = flux[start:start + n_rows * nphot].reshape(n_rows, nphot)
+                if n_rows == 1:
+                    rate = f[0] @ drm[0]
+                else:
+                    rate = jnp.einsum("up,upg->ug", f if mask is None else f * mask, drm).ravel()
+                rates.append(rate if take is None else rate[take])
+            rate = jnp.concatenate(rates) if len(rates) > 1 else rates[0]
+            ll, _ = stats.pgstat(S, B, rate, ts, tb_, sS, sB)
+            total = total + jnp.sum(ll)
         return total
 
-    def floor_gathered(theta, arrays, grids):
+    def padded_arrays():
+        """The units' arrays padded per size class (NaI, BGO), one grid per class."""
+        classes = {}
+        for unit in data.units:
+            classes.setdefault((unit.nbin, unit.n_groups), []).append(unit)
+        out = []
+        for units in classes.values():
+            grids = {np.asarray(u.egrid).tobytes() for u in units}
+            if len(grids) != 1:
+                raise SystemExit("padded-units floor: the units of a size class differ in grid")
+            out.append((jnp.asarray(units[0].egrid),
+                        jnp.stack([jnp.asarray(u.rsp_drm) for u in units]),
+                        *(jnp.stack([jnp.asarray(getattr(u, n)) for u in units])
+                          for n in ("src_counts", "bkg_counts", "src_errors", "bkg_errors")),
+                        jnp.asarray([float(u.src_efficiency) for u in units])[:, None],
+                        jnp.asarray([float(u.bkg_efficiency) for u in units])[:, None]))
+        return tuple(out)
+
+    def floor_padded(theta, arrays):
         total = 0.0
-        for rest, (egrid, index), ngrid in zip(arrays, grids, ngrids):
-            flux = integrate_bins(cpl, theta, egrid, ngrid)
-            if index is not None:
-                flux = flux[index]
-            total = total + pgstat_sum(flux, *rest)
+        for egrid, drm, S, B, sS, sB, ts, tb_ in arrays:
+            flux = integrate_bins(cpl, theta, egrid, units_ngrid)
+            rate = jnp.einsum("up,upg->ug", jnp.broadcast_to(flux, drm.shape[:2]), drm)
+            ll, _ = stats.pgstat(S, B, rate, ts, tb_, sS, sB)
+            total = total + jnp.sum(ll)
         return total
 
-    as_stacked = tuple((s.egrid, lay[1]) for s, lay in zip(stacks, layouts))
-    if dedups:
-        other = ("every-unit-grid", floor_gathered,
-                 tuple((jnp.asarray(lay[0]), None) for lay in layouts))
-    else:
-        other = ("distinct-grids", floor_gathered,
-                 tuple((jnp.asarray(lay[2]), jnp.asarray(lay[3])) for lay in layouts))
-    n_distinct = [int(lay[2].shape[0]) for lay in layouts]
-    variants = [("as-stacked", floor_as_stacked, as_stacked)] + ([] if redundant else [other])
-    for variant, fn, grids in variants:
-        extra = (common_arrays, grids)
-        res = {"tool": "bayspec_jax_floor", "variant": variant, "n_distinct_grids": n_distinct,
-               "library_dedups_grids": dedups}
+    units_ngrid = data.units[0].ngrid
+    variants = [("as-stacked", floor_as_stacked, (tuple(stack_arrays(s) for s in stacks),)),
+                ("padded-units", floor_padded, (padded_arrays(),))]
+    for variant, fn, extra in variants:
+        res = {"tool": "bayspec_jax_floor", "variant": variant}
         v = float(timed(res, "value", jax.jit(fn), extra))
         timed(res, "vg", jax.jit(jax.value_and_grad(fn)), extra)
         res["value"] = v
@@ -313,7 +312,7 @@ def worker(args) -> None:
         if abs(v - value) > REF_RTOL * abs(value):
             raise SystemExit(f"floor {variant} value {v!r} differs from ours {value!r}")
         if args.vmap:
-            in_axes = (0, None, None)
+            in_axes = (0, None)
             timed(res, "vmap", jax.jit(jax.vmap(fn, in_axes=in_axes)), extra, batch=True)
             timed(res, "vmap_vg", jax.jit(jax.vmap(jax.value_and_grad(fn), in_axes=in_axes)),
                   extra, batch=True)
@@ -453,9 +452,8 @@ def row_label(r) -> str:
                 "closure": "bayspec_jax, pgstat (Data closed over)",
                 }.get(variant, f"bayspec_jax {variant}")
     if tool == "bayspec_jax_floor":
-        return {"as-stacked": "floor: einsum + stats.pgstat on data.stacked",
-                "distinct-grids": "floor, model once per distinct grid (proposal)",
-                "every-unit-grid": "floor, model on every unit's grid (no de-dup)",
+        return {"as-stacked": "floor: fold + stats.pgstat on data.stacked",
+                "padded-units": "floor, padded per-unit DRM stacks (the previous layout)",
                 }.get(variant, variant)
     if tool == "bayspec":
         return "bayspec 0.4.5 (numpy+numba), pgstat"
@@ -502,8 +500,8 @@ def table_row(r) -> str:
 
 TOOL_ORDER = {"bayspec_jax": 0, "bayspec_jax_floor": 1, "bayspec": 2, "jaxspec": 3, "elisa": 4,
               "floor": 5}
-VARIANT_ORDER = {"args": 0, "closure": 1, "as-stacked": 0, "distinct-grids": 1,
-                 "every-unit-grid": 1, "sub": 0, "bwe": 1}
+VARIANT_ORDER = {"args": 0, "closure": 1, "as-stacked": 0, "padded-units": 1, "sub": 0,
+                 "bwe": 1}
 
 
 def make_table(rows) -> str:
@@ -565,15 +563,10 @@ def ratios(rows, ks) -> tuple[list[str], list[str]]:
                    f"{ours['value_steady_us'] / floor['value_steady_us']:.2f}x")
         verdicts.append(f"ours/floor at K={k_mid}: {rf:.2f}x ({'met' if ok else 'not met'}, "
                         "target <= 1.5x)")
-        dist = find(rows, "bayspec_jax_floor", k_mid, "distinct-grids")
-        if dist:
-            out.append(f"  - floor with the model on distinct grids only: "
-                       f"{dist['vg_steady_us']:.1f} us "
-                       f"(ours would be {ours['vg_steady_us'] / dist['vg_steady_us']:.2f}x of it)")
-        every = find(rows, "bayspec_jax_floor", k_mid, "every-unit-grid")
-        if every:
-            out.append(f"  - floor with the model on every unit's grid (no de-duplication): "
-                       f"{every['vg_steady_us']:.1f} us")
+        padded = find(rows, "bayspec_jax_floor", k_mid, "padded-units")
+        if padded:
+            out.append(f"  - floor on padded per-unit DRM stacks (the previous layout): "
+                       f"{padded['vg_steady_us']:.1f} us")
         hf = find(rows, "floor", k_mid)
         if hf:
             out.append(f"  - the harness's own floor (bare JAX on ELISA's unpadded arrays, one "
@@ -709,20 +702,13 @@ def reading(rows, args, verdicts, k1, ours_args, loads, m) -> list[str]:
         return {r["K"]: r for r in rows if r.get("tool") == "bayspec_jax_floor"
                 and r.get("variant") == variant and "error" not in r}
 
-    d, e, p = by_k("distinct-grids"), by_k("every-unit-grid"), by_k("as-stacked")
-    if d and p:
-        big = max(set(d) & set(p))
-        out.append(f"- The K copies share two photon grids, but this code evaluates the model on "
-                   f"every unit's grid: at K={big} the floor's value+grad is "
-                   f"{p[big]['vg_steady_us']:.0f} us, {d[big]['vg_steady_us']:.0f} us when the "
-                   "model runs once per distinct grid (row 'proposal'); the same change in "
-                   "`likelihood.stack_pointwise` would carry over to ours.")
-    if e and p:
-        big = max(set(e) & set(p))
-        out.append(f"- This code evaluates the model once per distinct photon grid of a stack: at "
-                   f"K={big} the floor's value+grad is {p[big]['vg_steady_us']:.0f} us with that "
-                   f"layout and {e[big]['vg_steady_us']:.0f} us with the model on every unit's "
-                   "grid.")
+    padded, p = by_k("padded-units"), by_k("as-stacked")
+    if padded and p:
+        parts = ", ".join(f"K={k} {p[k]['vg_steady_us']:.0f} vs {padded[k]['vg_steady_us']:.0f} us"
+                          for k in sorted(set(padded) & set(p)))
+        out.append("- Layout: the floor's value+grad on the library's layout (groups on one flat "
+                   "axis, one vector-matrix product per photon grid) vs padded per-unit DRM "
+                   f"stacks: {parts}.")
     builds = sorted((r["K"], r) for r in ours_args if "build_data_s" in r)
     if builds:
         parts = [f"K={k}: " + (f"files {r['build_files_s']:.1f} s + " if k == 1 else
@@ -817,16 +803,9 @@ def parse_args(argv):
 RUN_FIELDS = ("ks", "repeat", "budget", "batch", "vmap_ks", "code", "code_info", "no_peers")
 
 
-def redundant_floor(r) -> bool:
-    """An alternative-grid floor row that equals the main floor (nothing to de-duplicate)."""
-    return (r.get("tool") == "bayspec_jax_floor" and r.get("variant") != "as-stacked"
-            and sum(r.get("n_distinct_grids", [0])) == r.get("n_units"))
-
-
 def report(args, argv, all_ours, all_peers, wall) -> None:
     table_mod = _import_path("peers_bench_table",
                              os.path.join(args.peers_dir, "peers_bench_table.py"))
-    all_ours = [r for r in all_ours if not redundant_floor(r)]
     loads = [x for r in all_ours for x in r.get("loadavg_1min", [])]
     rows = table_mod.merge(all_ours + all_peers)  # median over repetitions (the harness's merge)
     table = make_table(rows)

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import bayspec_jax as bj
+from bayspec_jax.data import stack as stack_module
 from bayspec_jax import likelihood, models
 
 JOINT_PARAMS = np.array([-1.563, 2.691, 2.354])
@@ -86,21 +87,43 @@ def test_cstat_without_background_is_cash_as_xspec(data_dir, reference):
                                reference["X3C273_cstat"]["pstat_stat"], rtol=1e-10)
 
 
-def test_padding_changes_nothing(joint, data_dir):
+def test_padding_changes_nothing(joint, data_dir, monkeypatch):
     x = data_dir / "XRAY-sherpa-3c273"
     big = bj.DataUnit(src=str(x / "3c273.pi"), bkg=str(x / "3c273_bg.pi"),
                       rmf=str(x / "3c273.rmf"), arf=str(x / "3c273.arf"), notc=[0.3, 9.0],
                       stat="pgstat")
     alone = bj.Data([("nai", joint["nai"])])
-    together = bj.Data([("nai", joint["nai"]), ("big", big), ("bgo", joint["bgo"])])
     a = float(likelihood.unit_loglike(models.cpl, JOINT_PARAMS, alone)[0])
+    pairs = [("nai", joint["nai"]), ("big", big), ("bgo", joint["bgo"])]
+    together = bj.Data(pairs)
+    # three grids: three wide blocks, nothing padded
+    (stack,) = together.stacked
+    assert [b.drm.shape[0] for b in stack.blocks] == [1, 1, 1]
     b = float(likelihood.unit_loglike(models.cpl, JOINT_PARAMS, together)[0])
     np.testing.assert_allclose(b, a, rtol=1e-12)
-    # units of very different sizes are stacked apart: no unit is padded beyond 2x its size
-    for stack in together.stacked:
-        for position in stack.positions:
-            unit = together.units[position]
-            assert np.prod(stack.drm.shape[1:]) <= 2 * unit.nbin * unit.n_groups
+    # with many distinct grids, units with a grid of their own go to padded blocks; units of
+    # very different sizes are padded apart: no unit is padded beyond 2x its size
+    nai = joint["nai"]
+    shifted = bj.Response(np.asarray(nai.rsp.chbin), np.asarray(nai.rsp.phbin) * 1.001,
+                          np.asarray(nai.rsp.drm))
+    pairs.append(("nai_b", nai.replace(rsp=shifted, notc=[9, 900])))
+    monkeypatch.setattr(stack_module, "MAX_WIDE_BLOCKS", 0)
+    padded = bj.Data(pairs)
+    (stack,) = padded.stacked
+    assert sorted(b.n_rows for b in stack.blocks) == [1, 1, 2]
+    for block in stack.blocks:
+        for member in block.members:
+            unit = padded.units[stack.positions[member]]
+            assert np.prod(block.drm.shape[1:]) <= 2 * unit.nbin * unit.n_groups
+    (two,) = [b for b in stack.blocks if b.n_rows == 2]
+    assert two.take is not None and two.take.shape[0] < two.drm.shape[0] * two.drm.shape[2]
+    c = likelihood.unit_loglike(models.cpl, JOINT_PARAMS, padded)
+    wide = likelihood.unit_loglike(models.cpl, JOINT_PARAMS, bj.Data(pairs[:3]))
+    np.testing.assert_allclose(np.asarray(c[:3]), np.asarray(wide), rtol=1e-12)
+    np.testing.assert_allclose(float(c[0]), a, rtol=1e-12)
+    monkeypatch.undo()
+    np.testing.assert_allclose(float(likelihood.loglike(models.cpl, JOINT_PARAMS, bj.Data(pairs))),
+                               float(jnp.sum(c)), rtol=1e-12)
 
 
 def _copies(joint, k):
@@ -129,7 +152,7 @@ def test_compiles_once_per_data_and_grad_matches_finite_differences(joint):
             v, g = value_and_grad(jnp.asarray(JOINT_PARAMS) + shift, data.stacked)
             assert np.isfinite(float(v)) and np.all(np.isfinite(np.asarray(g)))
         assert len(traces) == 1, (k, len(traces))
-        assert len(data.stacked) <= 2
+        assert len(data.stacked) == 1  # one statistic: one stack
     v, g = value_and_grad(jnp.asarray(JOINT_PARAMS), joint.stacked)
     for i in range(3):
         step = np.zeros(3)
@@ -183,22 +206,29 @@ def test_float32(data_dir):
 
 def test_identical_responses_are_stored_once(joint):
     same = bj.Data([(f"n{i}", joint["nai"]) for i in range(3)])
-    assert [s.drm.shape[0] for s in same.stacked] == [1]
+    (stack,) = same.stacked
+    (block,) = stack.blocks
+    n = joint["nai"].n_groups
+    assert block.drm.shape == (1, joint["nai"].nbin, n) and block.take.shape == (3 * n,)
     single = float(likelihood.loglike(models.cpl, JOINT_PARAMS, bj.Data([("n", joint["nai"])])))
     np.testing.assert_allclose(float(likelihood.loglike(models.cpl, JOINT_PARAMS, same)),
                                3 * single, rtol=1e-12)
     distinct = _copies(joint, 2)
-    assert all(s.drm.shape[0] == s.n_units for s in distinct.stacked)
+    (stack,) = distinct.stacked
+    assert [b.drm.shape[2] for b in stack.blocks] == [2 * joint["nai"].n_groups,
+                                                       2 * joint["bgo"].n_groups]
+    assert all(b.take is None for b in stack.blocks)
 
 
 def test_shared_energy_grids_run_the_model_once_and_isolate_bad_units(joint):
     data = _copies(joint, 3)
-    assert len(data.stacked) == 2  # NaI and BGO differ too much in size to share a stack
-    for stack in data.stacked:
-        assert stack.egrid.shape[0] == 1 and stack.grid_weights.shape == (3, 1)
+    (stack,) = data.stacked  # NaI and BGO: one grid each, one wide block each
+    assert len(stack.blocks) == 2 and stack.egrid.shape[0] == 2 * 140 * 5
+    assert [b.members for b in stack.blocks] == [(0, 1, 2), (3, 4, 5)]
+    assert stack.positions == (0, 2, 4, 1, 3, 5)
     mixed = bj.Data([("nai", joint["nai"]), ("nai_b", joint["nai"].replace(notc=[9, 900]))])
     (stack,) = mixed.stacked
-    assert stack.egrid.shape[0] == 1 and stack.grid_weights.shape == (2, 1)
+    assert len(stack.blocks) == 1 and stack.blocks[0].drm.shape[0] == 1
     per_unit = likelihood.unit_loglike(models.cpl, JOINT_PARAMS, data)
     alone = likelihood.unit_loglike(models.cpl, JOINT_PARAMS, bj.Data([("n", data["nai1"])]))
     np.testing.assert_allclose(float(per_unit[2]), float(alone[0]), rtol=1e-12)

@@ -157,7 +157,7 @@ def test_batch_ml_equals_single_fits(example_unit):
         assert fake.n_groups == example_unit.n_groups
         stacks = infer.spectrum_stacks(example_unit, sims.src_counts[i], sims.bkg_counts[i])
         for field in ("src_counts", "bkg_counts", "src_errors", "bkg_errors"):
-            np.testing.assert_allclose(getattr(stacks[0], field)[0],
+            np.testing.assert_allclose(getattr(stacks[0], field),
                                        getattr(fake, field), rtol=1e-12, err_msg=field)
         single = infer.maximum_likelihood(
             infer.Problem(bj.models.cpl, CPL_PARAMS, bj.Data([("u", fake)])))

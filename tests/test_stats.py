@@ -184,12 +184,13 @@ def _random_bins(seed, n=400):
 def test_analytic_partials_equal_automatic_derivatives(name):
     """The statistics' JVP (profile partials, envelope theorem) equals autodiff of the value."""
     S, B, m, ts, tb, sigma_S, sigma_B = (jnp.asarray(x) for x in _random_bins(0))
-    parts = {"pgstat": stats._pgstat_parts, "wstat": stats._wstat_parts,
-             "pstat": stats._pstat_parts}[name]
+    value_of = {"pgstat": stats._pgstat_value,
+                "wstat": lambda *a: stats._wstat_parts(*a)[0],
+                "pstat": lambda *a: stats._pstat_parts(*a)[0]}[name]
     function = getattr(stats, name)
 
     def plain(m, ts, tb):
-        return parts(S, B, m, ts, tb, sigma_S, sigma_B)[0]
+        return value_of(S, B, m, ts, tb, sigma_S, sigma_B)
 
     def fast(m, ts, tb):
         return function(S, B, m, ts, tb, sigma_S, sigma_B)[0]
@@ -215,7 +216,7 @@ def test_analytic_partials_equal_automatic_derivatives(name):
         # Data tangents (counts perturbed) fall back to automatic differentiation.
         return (jax.jvp(lambda s: function(s, B, m, ts, tb, sigma_S, sigma_B)[0], (S,),
                         (jnp.ones_like(S),))[1],
-                jax.jvp(lambda s: parts(s, B, m, ts, tb, sigma_S, sigma_B)[0], (S,),
+                jax.jvp(lambda s: value_of(s, B, m, ts, tb, sigma_S, sigma_B), (S,),
                         (jnp.ones_like(S),))[1])
 
     fast_jvp, auto_jvp = data_tangents(S)
@@ -231,3 +232,25 @@ def test_analytic_partials_equal_automatic_derivatives(name):
 
     h_fast, h_auto = hessians(1.0)
     np.testing.assert_allclose(h_fast, h_auto, rtol=1e-7)
+
+
+def test_poisson_loglike_is_accurate_to_the_last_digits():
+    """Against 50-digit decimal arithmetic, near saturation (where count log(mean / count) and
+    count - mean cancel) and far from it."""
+    import decimal
+
+    rng = np.random.default_rng(7)
+    count = np.concatenate([rng.poisson(20, 400) + 1.0, rng.uniform(0.01, 1e4, 400)])
+    ratio = np.concatenate([1 + rng.normal(0, 1e-4, 200), 1 + rng.normal(0, 0.1, 200),
+                            np.exp(rng.uniform(-5, 5, 400))])
+    mean = count * ratio
+    value = np.asarray(jax.jit(stats.poisson_loglike)(count, mean))
+    with decimal.localcontext() as context:
+        context.prec = 50
+        exact = np.array([float(decimal.Decimal(c) * (decimal.Decimal(m) / decimal.Decimal(c)).ln()
+                                + decimal.Decimal(c) - decimal.Decimal(m))
+                          for c, m in zip(count, mean)])
+    np.testing.assert_allclose(value, exact, rtol=1e-14, atol=0)
+    assert float(stats.poisson_loglike(5.0, 5.0)) == 0.0
+    assert float(stats.poisson_loglike(0.0, 2.5)) == -2.5
+    assert np.isneginf(float(stats.poisson_loglike(3.0, 0.0)))

@@ -62,7 +62,7 @@ class Data(eqx.Module):
 
     ``data[name]`` and ``data[i]`` give units; `set` and `remove` return a new `Data`.
     ``data.src_counts`` (and every other `DataUnit` view) is a list over units. `stacked` holds
-    the padded arrays the likelihood uses (see `bayspec_jax.likelihood`).
+    the arrays the likelihood uses, one `Stack` per statistic (see `bayspec_jax.data.stack`).
     """
 
     units: tuple[DataUnit, ...]

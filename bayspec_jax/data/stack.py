@@ -1,97 +1,110 @@
-"""Stacked units: per-unit arrays padded to a common shape, with masks, for one `vmap`-like pass.
+"""Stacked units: one `Stack` per statistic, its groups end to end on one flat axis.
 
-Units are sorted into a few stacks, one statistic each, so that no unit is padded to more than
-twice its own size (`plan_stacks`). Padded photon bins have zero
-response rows and are masked before folding; padded groups carry harmless counts and are
-masked out of the likelihood, so padding changes no result.
+A `Stack` holds every unit of one statistic. Counts, errors, efficiencies and weights are
+``(group,)`` arrays over the units' groups, unit after unit (no padding), so the statistic is
+one elementwise pass. The responses are folded in `FoldBlock`s:
+
+- units that share one photon energy grid form a *wide* block: one DRM ``(1, nphot, column)``
+  whose columns are their groups, folded by one vector-matrix product of the flux on that grid
+  (units with identical responses share their columns);
+- when a statistic has many distinct grids (more than `MAX_WIDE_BLOCKS`), the units with a grid
+  of their own go to *padded* blocks: one row per unit, grids and DRMs padded to ``(row, nphot,
+  column)`` with no unit padded beyond `MAX_PADDING` times its size, folded by one batched
+  product.
+
+Padded photon bins have zero response and are masked before folding; padded columns are
+dropped by the block's `take` gather, so padding changes no result.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Bool, Float
+from jaxtyping import Array, Bool, Float, Int
 
-from ._convert import float_array
+from ._convert import float_array, int_array
 
 MAX_PADDING = 2.0
-"""No unit of a stack is padded to more than this factor of its own size (photon bins x
+"""No unit of a padded block is padded to more than this factor of its own size (photon bins x
 groups)."""
+
+MAX_WIDE_BLOCKS = 8
+"""A statistic with at most this many distinct photon grids is folded in wide blocks only; with
+more, the units whose grid is their own are folded in padded blocks."""
+
+
+class FoldBlock(eqx.Module):
+    """Units of a `Stack` folded together: ``rate[take] = flux @ drm`` row by row, each row on
+    its own photon grid (a wide block: one row).
+
+    **Fields:** `photon_mask` ``(row, nphot)``, or `None` without padded photon bins; `drm`
+    ``(row, nphot, column)``; `take` ``(group,)``: the block's groups in the raveled
+    ``(row * column)`` rates, or `None` when they are the same; static: `members` (the stack's
+    units in this block, in order), `grid_start` (the block's first photon bin in the stack's
+    `egrid`) and `nphot`.
+    """
+
+    photon_mask: Bool[Array, "row nphot"] | None
+    drm: Float[Array, "row nphot column"]
+    take: Int[Array, " group"] | None
+    members: tuple[int, ...] = eqx.field(static=True)
+    grid_start: int = eqx.field(static=True)
+    nphot: int = eqx.field(static=True)
+
+    @property
+    def n_rows(self) -> int:
+        return self.drm.shape[0]
 
 
 class Stack(eqx.Module):
-    """Units of one statistic, padded to ``(nphot, ngroup)`` with masks (leading axis: unit).
+    """The units of one statistic: groups on one flat axis, responses in `FoldBlock`s.
 
-    **Fields:** `egrid` ``(grid, nphot * ngrid)``: the distinct energy grids of the stack's units
-    (the model is evaluated once per distinct grid); `grid_weights` ``(unit, grid)``: one-hot,
-    each unit's grid (a matrix product, which XLA does not fuse into the model evaluation);
-    `photon_mask` ``(unit, nphot)``; `drm` the
-    grouped DRM ``(unit, nphot, ngroup)``, or ``(1, nphot, ngroup)`` when every unit of the stack
-    has the same one (stored once, folded with one matrix product); `group_mask` ``(unit, ngroup)``; `src_counts`,
-    `bkg_counts`, `src_errors`, `bkg_errors` ``(unit, ngroup)``; `src_efficiency`,
-    `bkg_efficiency`, `weight` ``(unit,)``; `sf`, `bf`, `rf` the data-layer factors ``(unit,)``;
-    `has_background` ``(unit,)``; static: `stat`, `ngrid` and `positions` (each unit's index in
-    its `Data`).
+    **Fields:** `egrid` ``(point,)``: every block's distinct photon grids, `ngrid` points per
+    bin, end to end (the model runs once per stack); `blocks`; per group (``(group,)``, unit
+    after unit in stack order): `src_counts`, `bkg_counts`, `src_errors`, `bkg_errors`,
+    `group_unit` (the group's unit, an index into the stack's units), `ts` and `tb` (source and
+    background efficiencies times the units' `sf` and `bf`), `group_rf` and `group_weight`;
+    per unit (``(unit,)``, stack order): `src_efficiency`, `bkg_efficiency`, `weight`, `sf`,
+    `bf`, `rf`; static: `stat`, `ngrid`, `positions` (each unit's index in its `Data`),
+    `n_groups` (each unit's number of groups) and `has_background` (whether each unit has a
+    background file).
     """
 
-    egrid: Float[Array, "grid nphot_ngrid"]
-    grid_weights: Float[Array, "unit grid"]
-    photon_mask: Bool[Array, "unit nphot"]
-    drm: Float[Array, "unit_or_1 nphot ngroup"]
-    group_mask: Bool[Array, "unit ngroup"]
-    src_counts: Float[Array, "unit ngroup"]
-    bkg_counts: Float[Array, "unit ngroup"]
-    src_errors: Float[Array, "unit ngroup"]
-    bkg_errors: Float[Array, "unit ngroup"]
+    egrid: Float[Array, " point"]
+    blocks: tuple[FoldBlock, ...]
+    src_counts: Float[Array, " group"]
+    bkg_counts: Float[Array, " group"]
+    src_errors: Float[Array, " group"]
+    bkg_errors: Float[Array, " group"]
+    group_unit: Int[Array, " group"]
+    ts: Float[Array, " group"]
+    tb: Float[Array, " group"]
+    group_rf: Float[Array, " group"]
+    group_weight: Float[Array, " group"]
     src_efficiency: Float[Array, " unit"]
     bkg_efficiency: Float[Array, " unit"]
     weight: Float[Array, " unit"]
     sf: Float[Array, " unit"]
     bf: Float[Array, " unit"]
     rf: Float[Array, " unit"]
-    has_background: Bool[Array, " unit"]
     stat: str = eqx.field(static=True)
     ngrid: int = eqx.field(static=True)
     positions: tuple[int, ...] = eqx.field(static=True)
+    n_groups: tuple[int, ...] = eqx.field(static=True)
+    has_background: tuple[bool, ...] = eqx.field(static=True)
 
     @property
     def n_units(self) -> int:
         return len(self.positions)
 
-
-def _size(unit) -> tuple[int, int]:
-    return unit.nbin, unit.n_groups
-
-
-def plan_stacks(units: Sequence) -> list[list[int]]:
-    """Indices of `units` per stack: one statistic per stack, and no unit padded to more than
-    `MAX_PADDING` times its own size.
-
-    Greedy: units sorted by decreasing size join the open stack of their statistic while the
-    padded size stays within `MAX_PADDING` of the newcomer's (the smallest so far).
-    """
-    plans: list[list[int]] = []
-    by_stat: dict[str, list[int]] = {}
-    for i, unit in enumerate(units):
-        by_stat.setdefault(unit.stat, []).append(i)
-    for indices in by_stat.values():
-        ordered = sorted(indices, key=lambda i: (-_size(units[i])[0] * _size(units[i])[1], i))
-        current: list[int] = []
-        max_p = max_g = 0
-        for i in ordered:
-            p, g = _size(units[i])
-            new_p, new_g = max(max_p, p), max(max_g, g)
-            if current and new_p * new_g > MAX_PADDING * p * g:
-                plans.append(sorted(current))
-                current, new_p, new_g = [], p, g
-            current.append(i)
-            max_p, max_g = new_p, new_g
-        if current:
-            plans.append(sorted(current))
-    return sorted(plans, key=lambda plan: plan[0])
+    @property
+    def offsets(self) -> tuple[int, ...]:
+        """Each unit's first group on the flat axis."""
+        return tuple(int(x) for x in np.cumsum((0,) + self.n_groups[:-1]))
 
 
 def _scalar(value, what: str, unit_name: str) -> float:
@@ -104,49 +117,159 @@ def _scalar(value, what: str, unit_name: str) -> float:
     return float(array.flat[0]) if array.ndim else float(array)
 
 
+@dataclass(frozen=True)
+class _Host:
+    """One unit's photon grid and grouped DRM on the host, read once."""
+
+    egrid: np.ndarray
+    drm: np.ndarray
+
+    @property
+    def nbin(self) -> int:
+        return self.drm.shape[0]
+
+    @property
+    def n_groups(self) -> int:
+        return self.drm.shape[1]
+
+
+def _pack_by_size(indices: list[int], hosts: Sequence[_Host]) -> list[list[int]]:
+    """Padded blocks: units sorted by decreasing size join the open block while the padded size
+    stays within `MAX_PADDING` of the newcomer's (the smallest so far)."""
+    ordered = sorted(indices, key=lambda i: (-hosts[i].nbin * hosts[i].n_groups, i))
+    blocks: list[list[int]] = []
+    current: list[int] = []
+    max_p = max_g = 0
+    for i in ordered:
+        p, g = hosts[i].nbin, hosts[i].n_groups
+        new_p, new_g = max(max_p, p), max(max_g, g)
+        if current and new_p * new_g > MAX_PADDING * p * g:
+            blocks.append(sorted(current))
+            current, new_p, new_g = [], p, g
+        current.append(i)
+        max_p, max_g = new_p, new_g
+    if current:
+        blocks.append(sorted(current))
+    return blocks
+
+
+def plan_blocks(hosts: Sequence[_Host]) -> list[tuple[str, list[int]]]:
+    """``(kind, unit indices)`` per block, kind ``"wide"`` or ``"padded"``, in order of each
+    block's first unit."""
+    by_grid: dict[bytes, list[int]] = {}
+    for i, host in enumerate(hosts):
+        by_grid.setdefault(host.egrid.tobytes(), []).append(i)
+    groups = list(by_grid.values())
+    if len(groups) <= MAX_WIDE_BLOCKS:
+        plans = [("wide", members) for members in groups]
+    else:
+        plans = [("wide", members) for members in groups if len(members) > 1]
+        alone = [members[0] for members in groups if len(members) == 1]
+        plans += [("padded", members) for members in _pack_by_size(alone, hosts)]
+    return sorted(plans, key=lambda plan: plan[1][0])
+
+
+def _wide_block(hosts: Sequence[_Host], members: list[int], start: int, grid_start: int):
+    """A wide block and its one grid; identical responses share their columns."""
+    columns: list[np.ndarray] = []
+    first_column: dict[bytes, int] = {}
+    take: list[np.ndarray] = []
+    for i in members:
+        drm = hosts[i].drm
+        key = drm.tobytes() + np.asarray(drm.shape).tobytes()
+        if key not in first_column:
+            first_column[key] = sum(c.shape[1] for c in columns)
+            columns.append(drm)
+        take.append(first_column[key] + np.arange(drm.shape[1]))
+    take_all = np.concatenate(take)
+    drm = np.concatenate(columns, axis=1)[None]
+    identity = take_all.shape[0] == drm.shape[2]
+    block = FoldBlock(photon_mask=None, drm=float_array(drm),
+                      take=None if identity else int_array(take_all),
+                      members=tuple(range(start, start + len(members))), grid_start=grid_start,
+                      nphot=hosts[members[0]].nbin)
+    return block, [hosts[members[0]].egrid]
+
+
+def _padded_block(hosts: Sequence[_Host], members: list[int], start: int, grid_start: int,
+                  ngrid: int):
+    """A padded block (one row per unit, each on its own grid) and its grids, padded to a
+    common length."""
+    chosen = [hosts[i] for i in members]
+    n_phot = max(h.nbin for h in chosen)
+    n_column = max(h.n_groups for h in chosen)
+    rows = len(chosen)
+    egrid = np.ones((rows, n_phot * ngrid))
+    photon_mask = np.zeros((rows, n_phot), bool)
+    drm = np.zeros((rows, n_phot, n_column))
+    take = []
+    for row, host in enumerate(chosen):
+        egrid[row, : host.nbin * ngrid] = host.egrid
+        egrid[row, host.nbin * ngrid:] = host.egrid[-1]
+        photon_mask[row, : host.nbin] = True
+        drm[row, : host.nbin, : host.n_groups] = host.drm
+        take.append(row * n_column + np.arange(host.n_groups))
+    take_all = np.concatenate(take)
+    block = FoldBlock(
+        photon_mask=None if photon_mask.all() else jnp.asarray(photon_mask),
+        drm=float_array(drm),
+        take=None if take_all.shape[0] == rows * n_column else int_array(take_all),
+        members=tuple(range(start, start + rows)), grid_start=grid_start, nphot=n_phot)
+    return block, list(egrid)
+
+
 def build_stack(units: Sequence, positions: Sequence[int]) -> Stack:
-    """Pad the units at `positions` into one `Stack`."""
+    """The `Stack` of the units at `positions` (all of one statistic)."""
     chosen = [units[i] for i in positions]
-    n_phot = max(u.nbin for u in chosen)
-    n_group = max(u.n_groups for u in chosen)
     ngrid = chosen[0].ngrid
-    k = len(chosen)
-    egrid = np.ones((k, n_phot * ngrid))
-    photon_mask = np.zeros((k, n_phot), bool)
-    drm = np.zeros((k, n_phot, n_group))
-    group_mask = np.zeros((k, n_group), bool)
-    pads = {name: np.ones((k, n_group)) for name in
-            ("src_counts", "bkg_counts", "src_errors", "bkg_errors")}
-    per_unit = {name: np.zeros(k) for name in
-                ("src_efficiency", "bkg_efficiency", "weight", "sf", "bf", "rf")}
-    has_background = np.zeros(k, bool)
-    for row, unit in enumerate(chosen):
-        p, g = unit.nbin, unit.n_groups
-        grid = np.asarray(unit.egrid, dtype=np.float64)
-        egrid[row, : p * ngrid] = grid
-        egrid[row, p * ngrid :] = grid[-1]
-        photon_mask[row, :p] = True
-        drm[row, :p, :g] = np.asarray(unit.rsp_drm, dtype=np.float64)
-        group_mask[row, :g] = True
-        for name in pads:
-            pads[name][row, :g] = np.asarray(getattr(unit, name), dtype=np.float64)
-        per_unit["src_efficiency"][row] = _scalar(unit.src_efficiency, "src efficiency", unit.name)
-        per_unit["bkg_efficiency"][row] = _scalar(unit.bkg_efficiency, "bkg efficiency", unit.name)
-        per_unit["weight"][row] = unit.weight
-        per_unit["sf"][row] = float(unit.src.factor.value)
-        per_unit["bf"][row] = float(unit.bkg.factor.value)
-        per_unit["rf"][row] = float(unit.rsp.factor.value)
-        has_background[row] = unit.bkg_given
-    if k > 1 and all(np.array_equal(drm[0], drm[i]) for i in range(1, k)):
-        drm = drm[:1]  # one shared response: stored once
-    grids, grid_index = np.unique(egrid, axis=0, return_inverse=True)
+    hosts = [_Host(egrid=np.asarray(u.egrid, dtype=np.float64),
+                   drm=np.asarray(u.rsp_drm, dtype=np.float64)) for u in chosen]
+    blocks, grids, order = [], [], []
+    for kind, members in plan_blocks(hosts):
+        grid_start = sum(g.shape[0] for g in grids) // ngrid
+        if kind == "wide":
+            block, block_grids = _wide_block(hosts, members, len(order), grid_start)
+        else:
+            block, block_grids = _padded_block(hosts, members, len(order), grid_start, ngrid)
+        blocks.append(block)
+        grids.extend(block_grids)
+        order.extend(members)
+    ordered = [chosen[i] for i in order]
+
+    def per_group(values):
+        return np.concatenate([np.broadcast_to(v, (u.n_groups,)) for u, v in zip(ordered, values)])
+
+    def per_unit(name):
+        return np.array([getattr(u, name) for u in ordered], dtype=np.float64)
+
+    src_eff = np.array([_scalar(u.src_efficiency, "src efficiency", u.name) for u in ordered])
+    bkg_eff = np.array([_scalar(u.bkg_efficiency, "bkg efficiency", u.name) for u in ordered])
+    sf = np.array([float(u.src.factor.value) for u in ordered])
+    bf = np.array([float(u.bkg.factor.value) for u in ordered])
+    rf = np.array([float(u.rsp.factor.value) for u in ordered])
+    weight = per_unit("weight")
+    counts = {name: np.concatenate([np.asarray(getattr(u, name), dtype=np.float64)
+                                    for u in ordered])
+              for name in ("src_counts", "bkg_counts", "src_errors", "bkg_errors")}
     return Stack(
-        egrid=float_array(grids),
-        grid_weights=float_array(np.eye(grids.shape[0])[np.ravel(grid_index)]),
-        photon_mask=jnp.asarray(photon_mask), drm=float_array(drm),
-        group_mask=jnp.asarray(group_mask),
-        **{name: float_array(value) for name, value in pads.items()},
-        **{name: float_array(value) for name, value in per_unit.items()},
-        has_background=jnp.asarray(has_background), stat=chosen[0].stat, ngrid=ngrid,
-        positions=tuple(int(i) for i in positions),
+        egrid=float_array(np.concatenate(grids)),
+        blocks=tuple(blocks),
+        **{name: float_array(value) for name, value in counts.items()},
+        group_unit=int_array(per_group(range(len(ordered)))),
+        ts=float_array(per_group(src_eff * sf)), tb=float_array(per_group(bkg_eff * bf)),
+        group_rf=float_array(per_group(rf)), group_weight=float_array(per_group(weight)),
+        src_efficiency=float_array(src_eff), bkg_efficiency=float_array(bkg_eff),
+        weight=float_array(weight), sf=float_array(sf), bf=float_array(bf), rf=float_array(rf),
+        stat=chosen[0].stat, ngrid=ngrid,
+        positions=tuple(int(positions[i]) for i in order),
+        n_groups=tuple(int(u.n_groups) for u in ordered),
+        has_background=tuple(bool(u.bkg_given) for u in ordered),
     )
+
+
+def plan_stacks(units: Sequence) -> list[list[int]]:
+    """Indices of `units` per stack: one stack per statistic, in order of first appearance."""
+    by_stat: dict[str, list[int]] = {}
+    for i, unit in enumerate(units):
+        by_stat.setdefault(unit.stat, []).append(i)
+    return list(by_stat.values())

@@ -47,7 +47,7 @@ class _UnitSlot:
     """Where unit `u`'s grouped arrays live in the stacks, and how to make its errors."""
 
     stack: int
-    row: int
+    offset: int
     n_groups: int
     poisson_background: bool
 
@@ -63,10 +63,10 @@ def _template(template: Any) -> Data:
 def _slots(data: Data) -> list[_UnitSlot]:
     slots: list[Any] = [None] * len(data)
     for s, stack in enumerate(data.stacked):
-        for row, position in enumerate(stack.positions):
+        for position, offset in zip(stack.positions, stack.offsets):
             unit = data.units[position]
             slots[position] = _UnitSlot(
-                stack=s, row=row, n_groups=unit.n_groups,
+                stack=s, offset=offset, n_groups=unit.n_groups,
                 poisson_background=unit.stat not in GAUSSIAN_BACKGROUND_STATS)
     return slots
 
@@ -124,16 +124,16 @@ def _substitute(stacks: tuple, slots: tuple, group_ids: tuple, src_counts: Seque
     new = [{name: getattr(stack, name) for name in _COUNT_FIELDS} for stack in stacks]
     for u, slot in enumerate(slots):
         arrays = new[slot.stack]
-        g, row = slot.n_groups, slot.row
+        g = slot.n_groups
+        part = slice(slot.offset, slot.offset + g)
         grouped = group_sum(jnp.asarray(src_counts[u]), group_ids[u], g)
-        arrays["src_counts"] = arrays["src_counts"].at[row, :g].set(grouped)
-        arrays["src_errors"] = arrays["src_errors"].at[row, :g].set(
-            jnp.sqrt(jnp.maximum(grouped, 0.0)))
+        arrays["src_counts"] = arrays["src_counts"].at[part].set(grouped)
+        arrays["src_errors"] = arrays["src_errors"].at[part].set(jnp.sqrt(jnp.maximum(grouped, 0.0)))
         if bkg_counts is not None:
             grouped = group_sum(jnp.asarray(bkg_counts[u]), group_ids[u], g)
-            arrays["bkg_counts"] = arrays["bkg_counts"].at[row, :g].set(grouped)
+            arrays["bkg_counts"] = arrays["bkg_counts"].at[part].set(grouped)
             if slot.poisson_background:
-                arrays["bkg_errors"] = arrays["bkg_errors"].at[row, :g].set(
+                arrays["bkg_errors"] = arrays["bkg_errors"].at[part].set(
                     jnp.sqrt(jnp.maximum(grouped, 0.0)))
     return tuple(
         eqx.tree_at(lambda s: tuple(getattr(s, n) for n in _COUNT_FIELDS), stack,
