@@ -2,8 +2,9 @@
 
 Everything here works on the stacked form of a `Data` (`data.stacked`: one `Stack` per
 statistic, its groups on one flat axis), so a whole `Data` is a few matrix products and one
-elementwise statistic per stack, whatever the number of units. The functions are pure: `jax.jit`, `jax.grad` and `jax.vmap` apply directly,
-with the model parameters and the data-layer factors as differentiable inputs.
+elementwise statistic per stack, whatever the number of units. The functions are pure:
+`jax.jit`, `jax.grad` and `jax.vmap` apply directly, with the model parameters and the
+data-layer factors as differentiable inputs.
 """
 
 from __future__ import annotations

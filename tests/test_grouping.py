@@ -7,6 +7,8 @@ in a separate environment and pasted here as literals: the tests do not import b
 import dataclasses
 import math
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -672,3 +674,17 @@ def test_group_ids_and_bounds_agree(flags, data):
         full_mask = np.ones(len(flags), bool) if mask is None else mask
         slices = _original_slices(flags.tolist(), full_mask)
         assert np.stack([first, last + 1], 1).tolist() == slices
+
+
+def test_group_sum_on_the_host_equals_the_traced_sum():
+    from bayspec_jax.data.binning import group_sum
+
+    rng = np.random.default_rng(3)
+    values = rng.uniform(0, 50, 64)
+    values[[5, 9]] = np.nan  # excluded channels may hold anything
+    ids = np.sort(rng.integers(0, 12, 64))
+    ids[[5, 9]] = 12  # the discard segment
+    host = group_sum(jnp.asarray(values), jnp.asarray(ids), 12)
+    traced = jax.jit(group_sum, static_argnums=2)(jnp.asarray(values), jnp.asarray(ids), 12)
+    np.testing.assert_array_equal(np.asarray(host), np.asarray(traced))
+    assert host.dtype == traced.dtype and np.all(np.isfinite(np.asarray(host)))

@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import bayspec_jax as bj
-from bayspec_jax.data import stack as stack_module
 from bayspec_jax import likelihood, models
+from bayspec_jax.data import stack as stack_module
 
 JOINT_PARAMS = np.array([-1.563, 2.691, 2.354])
 _pointwise = jax.jit(bj.stats.pointwise, static_argnums=0)

@@ -12,6 +12,7 @@ import warnings
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
@@ -119,5 +120,14 @@ def resolve_groups(flags: Any, valid: Bool[np.ndarray, " chan"]) -> Groups:
 def group_sum(values: Float[Array, "*batch chan"], ids: Int[Array, " chan"],
               n_groups: int) -> Float[Array, "*batch group"]:
     """Sum of `values` per group: channel ``c`` goes to group ``ids[c]``; the discard segment
-    ``n_groups`` (excluded channels, whatever they hold, NaN included) is dropped."""
+    ``n_groups`` (excluded channels, whatever they hold, NaN included) is dropped.
+
+    Concrete one-dimensional values are summed on the host (`numpy.bincount`, the same
+    channel-order sums), which keeps building many units fast outside `jit`.
+    """
+    if not isinstance(values, jax.core.Tracer) and not isinstance(ids, jax.core.Tracer):
+        host = np.asarray(values)
+        if host.ndim == 1:
+            total = np.bincount(np.asarray(ids), weights=host, minlength=n_groups + 1)
+            return jnp.asarray(total[:n_groups], dtype=jnp.result_type(values))
     return jax.ops.segment_sum(values, ids, num_segments=n_groups + 1)[:n_groups]

@@ -239,15 +239,12 @@ def build_stack(units: Sequence, positions: Sequence[int]) -> Stack:
     def per_group(values):
         return np.concatenate([np.broadcast_to(v, (u.n_groups,)) for u, v in zip(ordered, values)])
 
-    def per_unit(name):
-        return np.array([getattr(u, name) for u in ordered], dtype=np.float64)
-
     src_eff = np.array([_scalar(u.src_efficiency, "src efficiency", u.name) for u in ordered])
     bkg_eff = np.array([_scalar(u.bkg_efficiency, "bkg efficiency", u.name) for u in ordered])
     sf = np.array([float(u.src.factor.value) for u in ordered])
     bf = np.array([float(u.bkg.factor.value) for u in ordered])
     rf = np.array([float(u.rsp.factor.value) for u in ordered])
-    weight = per_unit("weight")
+    weight = np.array([float(u.weight) for u in ordered])
     counts = {name: np.concatenate([np.asarray(getattr(u, name), dtype=np.float64)
                                     for u in ordered])
               for name in ("src_counts", "bkg_counts", "src_errors", "bkg_errors")}
