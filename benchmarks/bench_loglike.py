@@ -714,8 +714,8 @@ def reading(rows, args, verdicts, k1, ours_args, loads, m) -> list[str]:
         parts = [f"K={k}: " + (f"files {r['build_files_s']:.1f} s + " if k == 1 else
                                f"{2 * k} units {r['build_copies_s']:.1f} s + ")
                  + f"Data {r['build_data_s']:.1f} s" for k, r in builds]
-        out.append("- Setup of ours (median): " + "; ".join(parts) + ". `Data(...)` is the slow "
-                   "part: it calls per-unit JAX views (segment sums) eagerly, op by op.")
+        out.append("- Setup of ours (median): " + "; ".join(parts) + ". `Data(...)` reads each "
+                   "unit's grouped arrays (group sums on the host) and lays out the stacks.")
         cold = [r["cold_first_compile_s"] for _, r in builds if isinstance(
             r.get("cold_first_compile_s"), dict)]
         if cold:
@@ -724,11 +724,10 @@ def reading(rows, args, verdicts, k1, ours_args, loads, m) -> list[str]:
                        f"(value) and {cold[0]['vg']:.1f} s (value+grad).")
         comp = ", ".join(f"K={k} {r['value_first_s']:.2f} / {r['vg_first_s']:.2f} s"
                          for k, r in builds)
-        out.append(f"- Compile (value / value+grad) by K: {comp}. With one unit per stack (K=1) "
-                   "there is no per-unit gather of the model flux to compile; from K=4 on there "
-                   "is, so K=1 is the smallest program of the series. Compile times also move "
-                   "with the machine's load (see the CPU-seconds line under the ratios, when "
-                   "present).")
+        out.append(f"- Compile (value / value+grad) by K: {comp}. The program has the same "
+                   "shape at every K (one stack, one fold block per photon grid), only the "
+                   "array sizes grow. Compile times also move with the machine's load (see the "
+                   "CPU-seconds line under the ratios, when present).")
     peers_note = ("- The peers do not compute the same thing: jaxspec has no PGSTAT (its rows use "
                   "a Poisson likelihood with the background fixed, or one free background rate "
                   "per group), ELISA's PGSTAT integrates the model with one trapezoid per "
