@@ -157,10 +157,12 @@ def make_loglike(model: Model, data: Data, jit: bool = True,
     """``f(params, data_params=None) -> loglike`` (``(loglike, gradient)`` with `grad`), the
     stacked arrays passed as arguments.
 
-    Passing the arrays (rather than closing over them) keeps compilation fast and independent of
-    their values; the function compiles once per `Data` shape. The arrays are flattened once
-    here, so a call only hands over a list of arrays. With `grad`, the gradient is with respect
-    to `params` (use `jax.grad` on `loglike` for the data-layer factors).
+    Passing the arrays (rather than closing over them) keeps the compiled program independent
+    of their values (it is not specialised to, nor embeds, the data; a closure lets XLA fold
+    data-only terms, which can be faster per call: see `benchmarks/RESULTS.md`). The arrays
+    are flattened once here, so a call only hands over a list of arrays. With `grad`, the
+    gradient is with respect to `params` (use `jax.grad` on `loglike` for the data-layer
+    factors).
     """
     leaves, treedef = jax.tree.flatten(tuple(data.stacked))
 
