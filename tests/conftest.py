@@ -44,3 +44,13 @@ def joint(data_dir):
     bgo = bj.DataUnit(src=str(d / "HE/he.src"), bkg=str(d / "HE/he.bkg"), rsp=str(d / "HE/he.rsp"),
                       notc=[300, 38000], stat="pgstat", grpg=grpg)
     return bj.Data([("nai", nai), ("bgo", bgo)])
+
+
+@pytest.fixture(scope="session")
+def example_unit(tmp_path_factory):
+    """The package's built-in example spectrum (written to files), noticed 10-900 keV, PGSTAT."""
+    import bayspec_jax as bj
+
+    paths = bj.examples.write_example_files(tmp_path_factory.mktemp("example"))
+    return bj.DataUnit(src=paths["src"], bkg=paths["bkg"], rsp=paths["rsp"], notc=[10.0, 900.0],
+                       stat="pgstat", grpg={"min_sigma": 3, "max_bin": 10})

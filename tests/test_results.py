@@ -10,7 +10,7 @@ import pytest
 from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
 
 import bayspec_jax as bj
-from bayspec_jax import examples, infer, simulate
+from bayspec_jax import infer, simulate
 from bayspec_jax.infer import Posterior
 
 CPL_PARAMS = {"alpha": bj.Par(-1.0, bj.unif(-8, 4)), "log_ec": bj.Par(2.0, bj.unif(0, 4)),
@@ -133,13 +133,6 @@ def test_numpyro_nuts_on_joint_converges(problem):
         infer.run_nuts(problem, 10, 10, 2, jax.random.PRNGKey(0), init=[0.0, 1.0])
     with pytest.raises(ValueError, match="num_chains"):
         infer.run_nuts(problem, 10, 10, 0, jax.random.PRNGKey(0))
-
-
-@pytest.fixture(scope="module")
-def example_unit(tmp_path_factory):
-    paths = examples.write_example_files(tmp_path_factory.mktemp("example"))
-    return bj.DataUnit(src=paths["src"], bkg=paths["bkg"], rsp=paths["rsp"], notc=[10.0, 900.0],
-                       stat="pgstat", grpg={"min_sigma": 3, "max_bin": 10})
 
 
 def test_batch_ml_equals_single_fits(example_unit):

@@ -21,7 +21,6 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 import bayspec_jax as bj
 from bayspec_jax import examples, infer, simulate
@@ -31,13 +30,6 @@ CENTRE = {"alpha": -1.0, "log_ec": math.log10(300.0),
           "log_a": examples.EXAMPLE_TRUTH["log_k"] + 2.0 * -examples.EXAMPLE_TRUTH["alpha"]}
 """The example source in `models.cpl`'s parameters: ``A = K (1 keV / 100 keV)^alpha``."""
 PRIOR_SD = {"alpha": 0.15, "log_ec": 0.12, "log_a": 0.1}
-
-
-@pytest.fixture(scope="module")
-def example_unit(tmp_path_factory):
-    paths = examples.write_example_files(tmp_path_factory.mktemp("example"))
-    return bj.DataUnit(src=paths["src"], bkg=paths["bkg"], rsp=paths["rsp"], notc=[10.0, 900.0],
-                       stat="pgstat", grpg={"min_sigma": 3, "max_bin": 10})
 
 
 def test_ml_intervals_cover_the_truth_68_percent(example_unit):
