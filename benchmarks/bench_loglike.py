@@ -873,6 +873,10 @@ def report(args, argv, all_ours, all_peers, wall) -> None:
                              os.path.join(args.peers_dir, "peers_bench_table.py"))
     loads = [x for r in all_ours for x in r.get("loadavg_1min", [])]
     rows = table_mod.merge(all_ours + all_peers)  # median over repetitions (the harness's merge)
+    for row in rows:  # the merge takes medians of every number, K and n_units included
+        for key in ("K", "n_units"):
+            if isinstance(row.get(key), float) and row[key].is_integer():
+                row[key] = int(row[key])
     table = make_table(rows)
     ratio_lines, verdicts = ratios(rows, args.ks)
     print()
