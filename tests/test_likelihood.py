@@ -181,6 +181,19 @@ def test_vmap_over_parameter_sets(joint):
         np.testing.assert_allclose(float(batched[i]), float(f(batch[i])), rtol=1e-12)
 
 
+def test_make_loglike_equals_loglike_and_its_gradient(joint):
+    # make_loglike passes the DRMs and closes over the rest: the same numbers as loglike.
+    params = jnp.asarray(JOINT_PARAMS)
+    factors = {"rf": jnp.array([1.05, 0.97]), "sf": jnp.array([1.0, 1.02])}
+    value, grad = likelihood.make_loglike(models.cpl, joint, grad=True)(params, factors)
+    expected, expected_grad = jax.value_and_grad(
+        lambda p: likelihood.loglike(models.cpl, p, joint, factors))(params)
+    np.testing.assert_allclose(float(value), float(expected), rtol=1e-13)
+    np.testing.assert_allclose(np.asarray(grad), np.asarray(expected_grad), rtol=1e-12)
+    plain = likelihood.make_loglike(models.cpl, joint, jit=False)(params)
+    np.testing.assert_allclose(float(plain), -209.82250450302072, rtol=1e-10)
+
+
 def test_invalid_model_gives_minus_infinity(joint):
     value = likelihood.loglike(models.cpl_peak, jnp.array([-2.5, 2.5, 2.0]), joint)
     assert np.isneginf(float(value))
