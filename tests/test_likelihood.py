@@ -182,7 +182,7 @@ def test_vmap_over_parameter_sets(joint):
 
 
 def test_make_loglike_equals_loglike_and_its_gradient(joint):
-    # make_loglike passes the DRMs and closes over the rest: the same numbers as loglike.
+    # make_loglike flattens the stacks once and passes the arrays: the same numbers as loglike.
     params = jnp.asarray(JOINT_PARAMS)
     factors = {"rf": jnp.array([1.05, 0.97]), "sf": jnp.array([1.0, 1.02])}
     value, grad = likelihood.make_loglike(models.cpl, joint, grad=True)(params, factors)
