@@ -162,9 +162,9 @@ def make_loglike(model: Model, data: Data, jit: bool = True,
     DRMs was measured too: the data-only terms are then computed once, while tracing, and
     compiled in as constants; value+grad went 130 -> 85 us for one NaI + BGO pair but
     160 -> 180 us for 4 copies (not explained; not the statistic's `lax.cond`) and was
-    unchanged for 16 and 64, so it was not kept. The arrays are flattened once here, so a call only hands over a list of arrays.
-    With `grad`, the gradient is with respect to `params` (use `jax.grad` on `loglike` for the
-    data-layer factors).
+    unchanged for 16 and 64, so it was not kept. The arrays are flattened once here, so a call
+    only hands over a list of arrays. With `grad`, the gradient is with respect to `params`
+    (use `jax.grad` on `loglike` for the data-layer factors).
     """
     leaves, treedef = jax.tree.flatten(tuple(data.stacked))
 
