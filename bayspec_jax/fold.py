@@ -12,7 +12,7 @@ from typing import Any
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .data.stack import FoldBlock
+from .data.stack import BandedBlock, FoldBlock
 
 Model = Callable[[Array, Any], Array]
 
@@ -46,8 +46,14 @@ def fold(
     return jnp.einsum("...p,...pg->...g", photon_flux, drm)
 
 
-def fold_block(block: FoldBlock, row_flux: Float[Array, "row nphot"]) -> Float[Array, " group"]:
-    """Count rate per group of one `FoldBlock` from the photon flux on each row's grid."""
+def fold_block(
+    block: FoldBlock | BandedBlock, row_flux: Float[Array, "row nphot"]
+) -> Float[Array, " group"]:
+    """Count rate per group of one block from the photon flux on each row's grid."""
+    if isinstance(block, BandedBlock):
+        flux = row_flux[0]
+        rates = [flux[lo:hi] @ band for band, (lo, hi) in zip(block.bands, block.windows)]
+        return jnp.concatenate(rates)[block.take]
     flux = row_flux
     if block.photon_mask is not None:
         flux = jnp.where(block.photon_mask, flux, 0.0)

@@ -2,7 +2,7 @@
 
 A `Stack` holds every unit of one statistic. Counts, errors, efficiencies and weights are
 ``(group,)`` arrays over the units' groups, unit after unit (no padding), so the statistic is
-one elementwise pass. The responses are folded in `FoldBlock`s:
+one elementwise pass. The responses are folded in blocks:
 
 - units that share one photon energy grid form a *wide* block: one DRM ``(1, nphot, column)``
   whose columns are their groups, folded by one vector-matrix product of the flux on that grid
@@ -10,7 +10,16 @@ one elementwise pass. The responses are folded in `FoldBlock`s:
 - when a statistic has many distinct grids (more than `MAX_WIDE_BLOCKS`), the units with a grid
   of their own go to *padded* blocks: one row per unit, grids and DRMs padded to ``(row, nphot,
   column)`` with no unit padded beyond `MAX_PADDING` times its size, folded by one batched
-  product.
+  product;
+- a wide block whose DRM is mostly zeros in a band structure (X-ray RMFs: each channel sees a
+  narrow range of photon energies) is folded as a `BandedBlock` instead: its columns, ordered
+  by their first non-zero photon bin, are cut into at most `MAX_BANDS` bands, each a dense
+  product over its own photon window only. `band_plan` picks the number of bands from a cost
+  model (stored elements plus a per-product overhead, `BAND_OVERHEAD`) and keeps the plain
+  product unless banding saves at least `MIN_BAND_SAVING` of it. `benchmarks/bench_fold.py`
+  measures the plain product, the bands and two general sparse forms (COO, BCOO) on the real
+  responses: the sparse forms were slower than the plain product on every one, so there are
+  none here.
 
 Padded photon bins have zero response and are masked before folding; padded columns are
 dropped by the block's `take` gather, so padding changes no result.
@@ -36,6 +45,18 @@ MAX_WIDE_BLOCKS = 8
 """A statistic with at most this many distinct photon grids is folded in wide blocks only; with
 more, the units whose grid is their own are folded in padded blocks."""
 
+MAX_BANDS = 8
+"""A banded block has at most this many bands (dense products)."""
+
+BAND_OVERHEAD = 24_000
+"""The cost of one more product in the band plan, in DRM elements: about the time one product
+call takes on a 2-core CPU, in the time it streams that many float64 elements (measured by
+`benchmarks/bench_fold.py`)."""
+
+MIN_BAND_SAVING = 0.25
+"""Banding is used only when its estimated cost is at least this fraction below the plain
+product's."""
+
 
 class FoldBlock(eqx.Module):
     """Units of a `Stack` folded together: ``rate[take] = flux @ drm`` row by row, each row on
@@ -60,22 +81,54 @@ class FoldBlock(eqx.Module):
         return self.drm.shape[0]
 
 
+class BandedBlock(eqx.Module):
+    """A wide block folded band by band: ``rate[take] = concat_b(flux[lo_b:hi_b] @ bands[b])``.
+
+    **Fields:** `bands`, each ``(hi - lo, column)``: the DRM's columns of one band restricted to
+    the band's photon window (outside it they are zero); `take` ``(group,)``: the block's groups
+    in the concatenated band columns; static: `windows` (each band's ``(lo, hi)`` photon bins),
+    `members`, `grid_start` and `nphot` (as for `FoldBlock`).
+    """
+
+    bands: tuple[Float[Array, "window column"], ...]
+    take: Int[Array, " group"]
+    windows: tuple[tuple[int, int], ...] = eqx.field(static=True)
+    members: tuple[int, ...] = eqx.field(static=True)
+    grid_start: int = eqx.field(static=True)
+    nphot: int = eqx.field(static=True)
+
+    @property
+    def n_rows(self) -> int:
+        return 1
+
+    @property
+    def n_stored(self) -> int:
+        """DRM elements stored (and read per fold)."""
+        return sum(int(np.prod(band.shape)) for band in self.bands)
+
+    def dense(self) -> Float[Array, "1 nphot group"]:
+        """The DRM as one ``(1, nphot, group)`` matrix, columns in group order."""
+        columns = [jnp.zeros((self.nphot, band.shape[1]), band.dtype).at[lo:hi].set(band)
+                   for band, (lo, hi) in zip(self.bands, self.windows)]
+        return jnp.concatenate(columns, axis=1)[:, self.take][None]
+
+
 class Stack(eqx.Module):
-    """The units of one statistic: groups on one flat axis, responses in `FoldBlock`s.
+    """The units of one statistic: groups on one flat axis, responses in fold blocks.
 
     **Fields:** `egrid` ``(point,)``: every block's distinct photon grids, `ngrid` points per
-    bin, end to end (the model runs once per stack); `blocks`; per group (``(group,)``, unit
-    after unit in stack order): `src_counts`, `bkg_counts`, `src_errors`, `bkg_errors`,
-    `group_unit` (the group's unit, an index into the stack's units), `ts` and `tb` (source and
-    background efficiencies times the units' `sf` and `bf`), `group_rf` and `group_weight`;
-    per unit (``(unit,)``, stack order): `src_efficiency`, `bkg_efficiency`, `weight`, `sf`,
+    bin, end to end (the model runs once per stack); `blocks` (`FoldBlock`s and
+    `BandedBlock`s); per group (``(group,)``, unit after unit in stack order): `src_counts`,
+    `bkg_counts`, `src_errors`, `bkg_errors`, `group_unit` (the group's unit, an index into the
+    stack's units), `ts` and `tb` (source and background efficiencies times the units' `sf` and
+    `bf`), `group_rf` and `group_weight`; per unit (``(unit,)``, stack order): `src_efficiency`, `bkg_efficiency`, `weight`, `sf`,
     `bf`, `rf`; static: `stat`, `ngrid`, `positions` (each unit's index in its `Data`),
     `n_groups` (each unit's number of groups) and `has_background` (whether each unit has a
     background file).
     """
 
     egrid: Float[Array, " point"]
-    blocks: tuple[FoldBlock, ...]
+    blocks: tuple[FoldBlock | BandedBlock, ...]
     src_counts: Float[Array, " group"]
     bkg_counts: Float[Array, " group"]
     src_errors: Float[Array, " group"]
@@ -182,13 +235,63 @@ def _wide_block(hosts: Sequence[_Host], members: list[int], start: int, grid_sta
             columns.append(drm)
         take.append(first_column[key] + np.arange(drm.shape[1]))
     take_all = np.concatenate(take)
-    drm = np.concatenate(columns, axis=1)[None]
-    identity = take_all.shape[0] == drm.shape[2]
-    block = FoldBlock(photon_mask=None, drm=float_array(drm),
+    drm = np.concatenate(columns, axis=1)
+    block_members = tuple(range(start, start + len(members)))
+    bands = band_plan(drm)
+    if bands is not None:
+        return (_banded_block(drm, bands, take_all, block_members, grid_start),
+                [hosts[members[0]].egrid])
+    identity = take_all.shape[0] == drm.shape[1]
+    block = FoldBlock(photon_mask=None, drm=float_array(drm[None]),
                       take=None if identity else int_array(take_all),
-                      members=tuple(range(start, start + len(members))), grid_start=grid_start,
-                      nphot=hosts[members[0]].nbin)
+                      members=block_members, grid_start=grid_start, nphot=drm.shape[0])
     return block, [hosts[members[0]].egrid]
+
+
+def band_plan(drm: np.ndarray) -> list[np.ndarray] | None:
+    """Column indices of each band for a ``(nphot, column)`` DRM, or `None` for one plain
+    product.
+
+    The columns are ordered by their first and last non-zero photon bin and cut into 2, 4 or
+    8 (at most `MAX_BANDS`) bands of equal width; each band's window runs from its first to
+    its last non-zero photon bin. The cheapest plan by stored elements plus `BAND_OVERHEAD`
+    per band wins if it saves at least `MIN_BAND_SAVING` of the plain product's cost.
+    """
+    nphot, n_columns = drm.shape
+    nonzero = drm != 0
+    if n_columns < 2:
+        return None
+    first = np.where(nonzero.any(axis=0), np.argmax(nonzero, axis=0), nphot)
+    last = np.where(nonzero.any(axis=0), nphot - np.argmax(nonzero[::-1], axis=0), 0)
+    order = np.lexsort((last, first))
+    plain = drm.size + BAND_OVERHEAD
+    best, best_cost = None, plain
+    n_bands = 2
+    while n_bands <= min(MAX_BANDS, n_columns):
+        bands = np.array_split(order, n_bands)
+        stored = sum(max(0, int(last[b].max()) - int(first[b].min())) * b.size for b in bands)
+        cost = stored + n_bands * BAND_OVERHEAD
+        if cost < best_cost:
+            best, best_cost = bands, cost
+        n_bands *= 2
+    return best if best_cost <= (1.0 - MIN_BAND_SAVING) * plain else None
+
+
+def _banded_block(drm: np.ndarray, bands: list[np.ndarray], take: np.ndarray,
+                  members: tuple[int, ...], grid_start: int) -> BandedBlock:
+    """A `BandedBlock` of a wide block's ``(nphot, column)`` DRM; `take` indexes its columns."""
+    nonzero = drm != 0
+    windows, parts = [], []
+    for columns in bands:
+        rows = np.flatnonzero(nonzero[:, columns].any(axis=1))
+        lo, hi = (int(rows[0]), int(rows[-1]) + 1) if rows.size else (0, 0)
+        windows.append((lo, hi))
+        parts.append(float_array(drm[lo:hi][:, columns]))
+    position = np.empty(drm.shape[1], dtype=np.int64)
+    position[np.concatenate(bands)] = np.arange(drm.shape[1])
+    return BandedBlock(bands=tuple(parts), take=int_array(position[take]),
+                       windows=tuple(windows), members=members, grid_start=grid_start,
+                       nphot=drm.shape[0])
 
 
 def _padded_block(hosts: Sequence[_Host], members: list[int], start: int, grid_start: int,

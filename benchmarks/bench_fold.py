@@ -1,0 +1,270 @@
+"""Fold operators on real responses: the plain product, banded products and a sparse form.
+
+`data.stack.band_plan` decides, per wide block, between one plain ``flux @ drm`` product and a
+few *banded* products (columns cut into bands, each folded over its own photon window). This
+script measures that choice on the example responses, in one process, variants interleaved:
+
+* the whole log-likelihood (value and value+grad, jitted, arrays as arguments) with the block
+  `Data` builds (``plan``), with the plain product forced (``plain``), and with 2, 4 and 8
+  bands forced (``bands N``);
+* the fold alone (value+grad of ``0.5 |flux @ drm|^2``) with the dense matrix, the plan's
+  bands, and two general sparse forms over the non-zeros: a COO gather + `segment_sum`, and
+  `jax.experimental.sparse.BCOO`.
+
+Cases: GBM NaI and BGO grouped as in JOINT (PGSTAT), and 16 copies of the pair; Chandra ACIS
+3C 273 with its file grouping and ungrouped (C-stat, 0.5-7 keV), and 16 ungrouped copies with
+slightly scaled ARFs. It prints a table and writes ``benchmarks/FOLD.md``.
+
+    python3 benchmarks/bench_fold.py            # about 3 minutes
+    python3 benchmarks/bench_fold.py --quick    # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import os
+import platform
+import sys
+import time
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from jax.experimental import sparse as jsparse  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+SHARED = os.path.abspath(os.path.join(REPO, "..", "shared"))
+sys.path.insert(0, REPO)
+
+import bayspec_jax as bj  # noqa: E402
+from bayspec_jax import models  # noqa: E402
+from bayspec_jax.data import stack as stack_module  # noqa: E402
+from bayspec_jax.likelihood import make_loglike  # noqa: E402
+
+GBM_PARAMS = (-1.563, 2.691, 2.354)  # cpl: alpha, log10 Ec, log10 A (the JOINT point)
+XRAY_PARAMS = (-1.6, 2.0, -2.0)  # cpl for 3C 273
+
+
+def _harness():
+    path = os.path.join(SHARED, "peers-bench", "peers_bench_common.py")
+    spec = importlib.util.spec_from_file_location("peers_bench_common", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def cases(data_dir: str, copies: int) -> dict[str, tuple[list, tuple]]:
+    """``name -> (pairs for Data, model parameters)``."""
+    def path(*parts):
+        return os.path.join(data_dir, *parts)
+
+    grpg = {"min_sigma": 2, "max_bin": 10}
+    nai = bj.DataUnit(src=path("ME", "me.src"), bkg=path("ME", "me.bkg"), rsp=path("ME", "me.rsp"),
+                      notc=[8, 900], stat="pgstat", grpg=dict(grpg))
+    bgo = bj.DataUnit(src=path("HE", "he.src"), bkg=path("HE", "he.bkg"), rsp=path("HE", "he.rsp"),
+                      notc=[300, 38000], stat="pgstat", grpg=dict(grpg))
+    x = "XRAY-sherpa-3c273"
+    acis = bj.DataUnit(src=path(x, "3c273.pi"), bkg=path(x, "3c273_bg.pi"),
+                       rmf=path(x, "3c273.rmf"), arf=path(x, "3c273.arf"), notc=[0.5, 7.0],
+                       stat="cstat")
+    ungrouped = acis.replace(grpg={"max_bin": 1})
+
+    def scaled_gbm(unit, k):
+        rsp = unit.rsp
+        return unit.replace(rsp=bj.Response(rsp.chbin, rsp.phbin,
+                                            np.asarray(rsp.drm) * (1 + 1e-3 * k)))
+
+    def scaled_arf(unit, k):
+        arf = unit.arf
+        return unit.replace(arf=bj.Auxiliary(arf.phbin, np.asarray(arf.srp) * (1 + 1e-3 * k)))
+
+    gbm_copies = [(f"{n}{k}", scaled_gbm(u, k)) for k in range(copies)
+                  for n, u in (("nai", nai), ("bgo", bgo))]
+    return {
+        "GBM NaI + BGO (JOINT)": ([("nai", nai), ("bgo", bgo)], GBM_PARAMS),
+        f"GBM NaI + BGO x {copies}": (gbm_copies, GBM_PARAMS),
+        "ACIS 3C 273, file grouping": ([("acis", acis)], XRAY_PARAMS),
+        "ACIS 3C 273, ungrouped": ([("acis", ungrouped)], XRAY_PARAMS),
+        f"ACIS 3C 273, ungrouped x {copies}": (
+            [(f"acis{k}", scaled_arf(ungrouped, k)) for k in range(copies)], XRAY_PARAMS),
+    }
+
+
+@contextlib.contextmanager
+def forced(n_bands: int | None):
+    """Build `Data` with the plain product (`None`) or exactly `n_bands` bands."""
+    saved = (stack_module.MAX_BANDS, stack_module.BAND_OVERHEAD, stack_module.MIN_BAND_SAVING)
+    if n_bands is None:
+        stack_module.MIN_BAND_SAVING = np.inf
+    else:
+        stack_module.MAX_BANDS, stack_module.BAND_OVERHEAD = n_bands, 0
+        stack_module.MIN_BAND_SAVING = -np.inf
+    try:
+        yield
+    finally:
+        stack_module.MAX_BANDS, stack_module.BAND_OVERHEAD, stack_module.MIN_BAND_SAVING = saved
+
+
+def describe(data) -> str:
+    parts = []
+    for stack in data.stacked:
+        for block in stack.blocks:
+            if isinstance(block, stack_module.BandedBlock):
+                dense = block.nphot * block.take.shape[0]
+                parts.append(f"{len(block.bands)} bands ({block.n_stored / dense:.0%} of "
+                             f"{block.nphot}x{block.take.shape[0]})")
+            else:
+                parts.append("plain " + "x".join(str(d) for d in block.drm.shape[1:]))
+    return "; ".join(parts)
+
+
+def dense_drms(data) -> list[np.ndarray]:
+    """Each wide block's DRM ``(nphot, column)`` as the plain product would store it."""
+    out = []
+    for stack in data.stacked:
+        for block in stack.blocks:
+            drm = block.dense()[0] if isinstance(block, stack_module.BandedBlock) else (
+                block.drm[0] if block.take is None else block.drm[0][:, block.take])
+            out.append(np.asarray(drm))
+    return out
+
+
+def fold_variants(drms: list[np.ndarray], banded: list) -> dict:
+    """``name -> (function of flux list, operand)``: the fold alone, value+grad."""
+    def loss(rates):
+        return 0.5 * sum(jnp.sum(r * r) for r in rates)
+
+    coo = []
+    for drm in drms:
+        rows, cols = np.nonzero(drm)
+        coo.append((jnp.asarray(rows), jnp.asarray(cols), jnp.asarray(drm[rows, cols]),
+                    drm.shape[1]))
+    variants = {
+        "dense": (lambda fluxes, ops: loss([f @ m for f, m in zip(fluxes, ops)]),
+                  [jnp.asarray(d) for d in drms]),
+        "COO gather + segment_sum": (
+            lambda fluxes, ops: loss([jax.ops.segment_sum(f[r] * v, c, num_segments=n)
+                                      for f, (r, c, v, n) in zip(fluxes, ops)]),
+            [(r, c, v) for r, c, v, _ in coo]),
+        "BCOO (jax.experimental.sparse)": (
+            lambda fluxes, ops: loss([m @ f for f, m in zip(fluxes, ops)]),
+            [jsparse.BCOO.fromdense(d.T) for d in drms]),
+    }
+    if any(b is not None for b in banded):
+        windows = [None if b is None else b.windows for b in banded]  # static
+
+        def banded_fold(fluxes, ops):
+            rates = []
+            for f, op, wins in zip(fluxes, ops, windows):
+                if wins is None:
+                    rates.append(f @ op)
+                else:
+                    bands, take = op
+                    rates.append(jnp.concatenate([f[lo:hi] @ b for b, (lo, hi)
+                                                  in zip(bands, wins)])[take])
+            return loss(rates)
+        ops = [jnp.asarray(d) if b is None else (b.bands, b.take) for d, b in zip(drms, banded)]
+        variants["bands (the plan's)"] = (banded_fold, ops)
+    # COO keeps the static sizes out of the pytree
+    sizes = [n for *_, n in coo]
+    coo_fn = variants["COO gather + segment_sum"][0]
+    variants["COO gather + segment_sum"] = (
+        lambda fluxes, ops: coo_fn(fluxes, [(r, c, v, n) for (r, c, v), n in zip(ops, sizes)]),
+        variants["COO gather + segment_sum"][1])
+    return variants
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=os.path.join(SHARED, "data", "bayspec-examples"))
+    parser.add_argument("--copies", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per case")
+    parser.add_argument("--budget", type=float, default=0.3, help="seconds per timing")
+    parser.add_argument("--quick", action="store_true", help="2 rounds, 0.05 s budgets")
+    parser.add_argument("--out", default=os.path.join(HERE, "FOLD.md"))
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.budget = 2, 0.05
+    common = _harness()
+    t_start = time.perf_counter()
+    rng = np.random.default_rng(0)
+    lines = []
+
+    def steady_us(fn, arg_list):
+        return common.time_steady(fn, arg_list, min_calls=20, budget_s=args.budget,
+                                  warmup=3)[0] * 1e6
+
+    for name, (pairs, params) in cases(args.data_dir, args.copies).items():
+        theta0 = jnp.asarray(params)
+        thetas = [(theta0 + jnp.asarray(rng.normal(0, 1e-4, 3)),) for _ in range(4)]
+        builds = {"plan": None, "plain": None, "bands 2": 2, "bands 4": 4, "bands 8": 8}
+        datas = {}
+        for label, n in builds.items():
+            if label == "plan":
+                datas[label] = bj.Data(pairs)
+            else:
+                with forced(n):
+                    datas[label] = bj.Data(pairs)
+        functions = {label: (make_loglike(models.cpl, d), make_loglike(models.cpl, d, grad=True))
+                     for label, d in datas.items()}
+        values = {label: float(f(theta0)) for label, (f, _) in functions.items()}
+        spread = max(abs(v - values["plain"]) for v in values.values()) / abs(values["plain"])
+
+        drms = dense_drms(datas["plain"])
+        banded = [b if isinstance(b, stack_module.BandedBlock) else None
+                  for s in datas["plan"].stacked for b in s.blocks]
+        folds = fold_variants(drms, banded)
+        fluxes = [[jnp.asarray(rng.random(d.shape[0])) for d in drms] for _ in range(2)]
+        fold_fns = {label: (jax.jit(jax.value_and_grad(fn)), op)
+                    for label, (fn, op) in folds.items()}
+
+        timings: dict[str, list] = {}
+        for _ in range(args.rounds):
+            for label, (f_value, f_vg) in functions.items():
+                timings.setdefault(label, []).append(
+                    (steady_us(f_value, thetas), steady_us(f_vg, thetas)))
+            for label, (fn, op) in fold_fns.items():
+                timings.setdefault("fold: " + label, []).append(
+                    (None, steady_us(fn, [(f, op) for f in fluxes])))
+        shapes = {label: describe(d) for label, d in datas.items()}
+        lines.append(f"\n### {name}\n")
+        lines.append(f"`Data` builds: {shapes['plan']}. Log-likelihood {values['plan']:.10g}; "
+                     f"largest relative difference between the variants {spread:.1e}.\n")
+        lines.append("| variant | blocks | value us | value+grad us |")
+        lines.append("|---|---|---|---|")
+        for label, rows in timings.items():
+            value = "-" if rows[0][0] is None else f"{np.median([r[0] for r in rows]):.1f}"
+            vg = np.median([r[1] for r in rows])
+            lines.append(f"| {label} | {shapes.get(label, 'fold only')} | {value} | {vg:.1f} |")
+        print("\n".join(lines[-(len(timings) + 4):]), flush=True)
+
+    wall = time.perf_counter() - t_start
+    header = [
+        "# Fold operators: plain product, bands, sparse forms",
+        "",
+        "Written by `benchmarks/bench_fold.py`; rerun it to refresh this file.",
+        "",
+        f"Command: `python3 benchmarks/bench_fold.py{' --quick' if args.quick else ''}` "
+        f"({args.rounds} interleaved rounds, {args.budget} s per timing, median over rounds; "
+        f"{wall / 60:.1f} min).",
+        "",
+        f"Machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
+        f"{platform.platform()}; python {platform.python_version()}, jax {jax.__version__}, "
+        f"numpy {np.__version__}; CPU, float64.",
+        "",
+        "`plan` is what `Data` builds (`data.stack.band_plan`); `plain` forces one product per "
+        "wide block, `bands N` forces N bands. The `fold:` rows time the fold alone "
+        "(value+grad of 0.5 |flux @ drm|^2 over the same matrices).",
+    ]
+    with open(args.out, "w") as handle:
+        handle.write("\n".join(header + lines) + "\n")
+    print(f"\nwrote {args.out} ({wall / 60:.1f} min)")
+
+
+if __name__ == "__main__":
+    main()
