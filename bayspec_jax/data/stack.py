@@ -45,8 +45,9 @@ MAX_WIDE_BLOCKS = 8
 """A statistic with at most this many distinct photon grids is folded in wide blocks only; with
 more, the units whose grid is their own are folded in padded blocks."""
 
-MAX_BANDS = 8
-"""A banded block has at most this many bands (dense products)."""
+MAX_BANDS = 4
+"""A banded block has at most this many bands (dense products). 8 bands stored less than 4 on
+16 ungrouped ACIS spectra but were slower (value+grad) in every run of `bench_fold.py`."""
 
 BAND_OVERHEAD = 24_000
 """The cost of one more product in the band plan, in DRM elements: about the time one product
@@ -121,10 +122,10 @@ class Stack(eqx.Module):
     `BandedBlock`s); per group (``(group,)``, unit after unit in stack order): `src_counts`,
     `bkg_counts`, `src_errors`, `bkg_errors`, `group_unit` (the group's unit, an index into the
     stack's units), `ts` and `tb` (source and background efficiencies times the units' `sf` and
-    `bf`), `group_rf` and `group_weight`; per unit (``(unit,)``, stack order): `src_efficiency`, `bkg_efficiency`, `weight`, `sf`,
-    `bf`, `rf`; static: `stat`, `ngrid`, `positions` (each unit's index in its `Data`),
-    `n_groups` (each unit's number of groups) and `has_background` (whether each unit has a
-    background file).
+    `bf`), `group_rf` and `group_weight`; per unit (``(unit,)``, stack order):
+    `src_efficiency`, `bkg_efficiency`, `weight`, `sf`, `bf`, `rf`; static: `stat`, `ngrid`,
+    `positions` (each unit's index in its `Data`), `n_groups` (each unit's number of groups)
+    and `has_background` (whether each unit has a background file).
     """
 
     egrid: Float[Array, " point"]
@@ -252,9 +253,9 @@ def band_plan(drm: np.ndarray) -> list[np.ndarray] | None:
     """Column indices of each band for a ``(nphot, column)`` DRM, or `None` for one plain
     product.
 
-    The columns are ordered by their first and last non-zero photon bin and cut into 2, 4 or
-    8 (at most `MAX_BANDS`) bands of equal width; each band's window runs from its first to
-    its last non-zero photon bin. The cheapest plan by stored elements plus `BAND_OVERHEAD`
+    The columns are ordered by their first and last non-zero photon bin and cut into 2, 4, ...
+    (at most `MAX_BANDS`) bands of equal width; each band's window runs from its first to its
+    last non-zero photon bin. The cheapest plan by stored elements plus `BAND_OVERHEAD`
     per band wins if it saves at least `MIN_BAND_SAVING` of the plain product's cost.
     """
     nphot, n_columns = drm.shape
