@@ -144,3 +144,21 @@ def test_banded_float32(acis):
     reference = likelihood.loglike(models.cpl, XRAY_PARAMS,
                                    bj.Data([("acis", acis.replace(grpg={"max_bin": 1}))]))
     np.testing.assert_allclose(float(value), float(reference), rtol=1e-4)
+
+
+def test_fit_and_its_hessian_through_bands(acis, monkeypatch):
+    from bayspec_jax import infer
+
+    ungrouped = acis.replace(grpg={"max_bin": 1})
+    params = {"alpha": bj.Par(-1.5, bj.unif(-4, 2)), "log_a": bj.Par(-3.0, bj.unif(-8, 2))}
+    banded = bj.Data([("acis", ungrouped)])
+    monkeypatch.setattr(stack_module, "MIN_BAND_SAVING", np.inf)
+    plain = bj.Data([("acis", ungrouped)])
+    monkeypatch.undo()
+    assert _kinds(banded) == ["BandedBlock"] and _kinds(plain) == ["FoldBlock"]
+    fits = [infer.maximum_likelihood(infer.Problem(models.pl, params, d)) for d in (banded, plain)]
+    assert all(fit.converged for fit in fits)
+    np.testing.assert_allclose(fits[0].best, fits[1].best, rtol=1e-8)
+    np.testing.assert_allclose(fits[0].stat, fits[1].stat, rtol=1e-12)
+    np.testing.assert_allclose(fits[0].covariance, fits[1].covariance, rtol=1e-7)
+    assert np.all(fits[0].errors > 0)
