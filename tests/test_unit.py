@@ -253,3 +253,15 @@ def test_invalid_channels_values_change_nothing(spec, rng, grpg):
     for view in ("src_counts", "bkg_counts", "bkg_errors", "net_ctsspec", "rsp_drm"):
         np.testing.assert_array_equal(np.asarray(getattr(other, view)),
                                       np.asarray(getattr(unit, view)), err_msg=view)
+
+
+def test_host_views_equal_their_traced_form(me_unit):
+    """Grids and grouped counts are computed with numpy for a concrete unit, with jax.numpy
+    when the unit is traced; both give the same numbers."""
+    import equinox as eqx
+
+    for name in ("ebin", "egrid", "src_counts", "src_errors", "bkg_errors", "src_re_counts"):
+        traced = eqx.filter_jit(lambda unit, name=name: getattr(unit, name))(me_unit)
+        host = getattr(me_unit, name)
+        assert isinstance(host, jax.Array) and traced.dtype == host.dtype, name
+        np.testing.assert_array_equal(np.asarray(traced), np.asarray(host), err_msg=name)

@@ -42,6 +42,12 @@ _SETTINGS = ("src", "bkg", "rmf", "arf", "rsp", "stat", "notc", "grpg", "rebn", 
              "weight", "name")
 
 
+def _xp(*arrays: Any) -> Any:
+    """`numpy` for concrete arrays (building units then compiles nothing), `jax.numpy` when any
+    is traced."""
+    return jnp if any(isinstance(a, jax.core.Tracer) for a in arrays) else np
+
+
 def _load(kind: str, value: Any, cls: type) -> Any:
     """An object of `cls` from an object, a path, a BytesIO, ``"path:ii"`` or ``(file, ii)``."""
     if value is None or isinstance(value, cls):
@@ -278,7 +284,9 @@ class DataUnit(eqx.Module):
     def ebin(self) -> Float[Array, "phot 2"]:
         """Photon energy bins [keV]."""
         self._need_response()
-        return jnp.asarray(self.rsp.phbin, dtype=jnp.result_type(float))
+        phbin = self.rsp.phbin
+        xp = _xp(phbin)
+        return jnp.asarray(xp.asarray(phbin).astype(jnp.result_type(float)))
 
     @property
     def ewidth(self) -> Float[Array, " phot"]:
@@ -299,11 +307,16 @@ class DataUnit(eqx.Module):
 
     @property
     def egrid(self) -> Float[Array, " phot*ngrid"]:
-        """`ngrid` equally spaced energies per photon bin, both edges included, flattened."""
-        ebin = self.ebin
-        scale = jnp.linspace(0.0, 1.0, NGRID, dtype=ebin.dtype)
+        """`ngrid` equally spaced energies per photon bin, both edges included, flattened.
+
+        Computed on the host (numpy, as bayspec) unless the bins are traced: building units
+        then compiles nothing.
+        """
+        xp = _xp(self.ebin)
+        ebin = xp.asarray(self.ebin)
+        scale = xp.linspace(0.0, 1.0, NGRID, dtype=ebin.dtype)
         grid = ebin[:, :1] + (ebin[:, 1:] - ebin[:, :1]) * scale
-        return jnp.maximum(grid, 1e-10).ravel()
+        return jnp.asarray(xp.maximum(grid, 1e-10).ravel())
 
     @property
     def tgrid(self) -> Float[Array, " phot*ngrid"]:
@@ -336,8 +349,10 @@ class DataUnit(eqx.Module):
     def _grouped(self, values: Array, rebinned: bool, squared: bool = False) -> Array:
         self._need_response()
         ids, n = (self.rebin_ids, self.n_rebins) if rebinned else (self.group_ids, self.n_groups)
+        xp = _xp(values)
+        values = xp.asarray(values)
         total = group_sum(values**2 if squared else values, ids, n)
-        return jnp.sqrt(total) if squared else total
+        return jnp.asarray(xp.sqrt(xp.asarray(total))) if squared else total
 
     @property
     def src_counts(self) -> Float[Array, " group"]:
