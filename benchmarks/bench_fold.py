@@ -26,6 +26,7 @@ import contextlib
 import importlib.util
 import os
 import platform
+import subprocess
 import sys
 import time
 
@@ -250,6 +251,11 @@ def main(argv=None) -> None:
                        f"{plan_vg:.0f} us ({plain_vg / plan_vg:.2f}x{same})")
 
     wall = time.perf_counter() - t_start
+    try:
+        commit = subprocess.run(["git", "-C", REPO, "describe", "--always", "--dirty"],
+                                capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown (not a git checkout)"
     header = [
         "# Fold operators: plain product, bands, sparse forms",
         "",
@@ -257,7 +263,7 @@ def main(argv=None) -> None:
         "",
         f"Command: `python3 benchmarks/bench_fold.py{' --quick' if args.quick else ''}` "
         f"({args.rounds} interleaved rounds, {args.budget} s per timing, median over rounds; "
-        f"{wall / 60:.1f} min).",
+        f"{wall / 60:.1f} min). Code: bayspec_jax at commit {commit}.",
         "",
         f"Machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
         f"{platform.platform()}; python {platform.python_version()}, jax {jax.__version__}, "
