@@ -1,4 +1,4 @@
-"""Fold operators on real responses: the plain product, banded products and a sparse form.
+"""Fold operators on real responses: the plain product, banded products and sparse forms.
 
 `data.stack.band_plan` decides, per wide block, between one plain ``flux @ drm`` product and a
 few *banded* products (columns cut into bands, each folded over its own photon window). This
@@ -45,6 +45,7 @@ sys.path.insert(0, REPO)
 import bayspec_jax as bj  # noqa: E402
 from bayspec_jax import models  # noqa: E402
 from bayspec_jax.data import stack as stack_module  # noqa: E402
+from bayspec_jax.fold import fold_block  # noqa: E402
 from bayspec_jax.likelihood import make_loglike  # noqa: E402
 
 GBM_PARAMS = (-1.563, 2.691, 2.354)  # cpl: alpha, log10 Ec, log10 A (the JOINT point)
@@ -140,43 +141,30 @@ def fold_variants(drms: list[np.ndarray], banded: list) -> dict:
     def loss(rates):
         return 0.5 * sum(jnp.sum(r * r) for r in rates)
 
-    coo = []
+    coo_ops, sizes = [], []  # sizes: static, out of the pytree
     for drm in drms:
         rows, cols = np.nonzero(drm)
-        coo.append((jnp.asarray(rows), jnp.asarray(cols), jnp.asarray(drm[rows, cols]),
-                    drm.shape[1]))
+        coo_ops.append((jnp.asarray(rows), jnp.asarray(cols), jnp.asarray(drm[rows, cols])))
+        sizes.append(drm.shape[1])
+
+    def coo_fold(fluxes, ops):
+        return loss([jax.ops.segment_sum(f[r] * v, c, num_segments=n)
+                     for f, (r, c, v), n in zip(fluxes, ops, sizes)])
+
     variants = {
         "dense": (lambda fluxes, ops: loss([f @ m for f, m in zip(fluxes, ops)]),
                   [jnp.asarray(d) for d in drms]),
-        "COO gather + segment_sum": (
-            lambda fluxes, ops: loss([jax.ops.segment_sum(f[r] * v, c, num_segments=n)
-                                      for f, (r, c, v, n) in zip(fluxes, ops)]),
-            [(r, c, v) for r, c, v, _ in coo]),
+        "COO gather + segment_sum": (coo_fold, coo_ops),
         "BCOO (jax.experimental.sparse)": (
             lambda fluxes, ops: loss([m @ f for f, m in zip(fluxes, ops)]),
             [jsparse.BCOO.fromdense(d.T) for d in drms]),
     }
     if any(b is not None for b in banded):
-        windows = [None if b is None else b.windows for b in banded]  # static
-
-        def banded_fold(fluxes, ops):
-            rates = []
-            for f, op, wins in zip(fluxes, ops, windows):
-                if wins is None:
-                    rates.append(f @ op)
-                else:
-                    bands, take = op
-                    rates.append(jnp.concatenate([f[lo:hi] @ b for b, (lo, hi)
-                                                  in zip(bands, wins)])[take])
-            return loss(rates)
-        ops = [jnp.asarray(d) if b is None else (b.bands, b.take) for d, b in zip(drms, banded)]
+        def banded_fold(fluxes, ops):  # the library's own fold of each block
+            return loss([f @ op if b is None else fold_block(op, f[None])
+                         for f, op, b in zip(fluxes, ops, banded)])
+        ops = [jnp.asarray(d) if b is None else b for d, b in zip(drms, banded)]
         variants["bands (the plan's)"] = (banded_fold, ops)
-    # COO keeps the static sizes out of the pytree
-    sizes = [n for *_, n in coo]
-    coo_fn = variants["COO gather + segment_sum"][0]
-    variants["COO gather + segment_sum"] = (
-        lambda fluxes, ops: coo_fn(fluxes, [(r, c, v, n) for (r, c, v), n in zip(ops, sizes)]),
-        variants["COO gather + segment_sum"][1])
     return variants
 
 
