@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import os
 import platform
 import subprocess
@@ -39,25 +38,17 @@ from jax.experimental import sparse as jsparse  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-SHARED = os.path.abspath(os.path.join(REPO, "..", "shared"))
-sys.path.insert(0, REPO)
+sys.path[:0] = [REPO, HERE]
 
 import bayspec_jax as bj  # noqa: E402
 from bayspec_jax import models  # noqa: E402
 from bayspec_jax.data import stack as stack_module  # noqa: E402
 from bayspec_jax.fold import fold_block  # noqa: E402
 from bayspec_jax.likelihood import make_loglike  # noqa: E402
+from bench_loglike import (  # noqa: E402  the JOINT workload, defined once
+    DEFAULT_DATA_DIR, DEFAULT_PEERS_DIR, GRPG, PERTURBATION, THETA0, UNITS, _import_path)
 
-GBM_PARAMS = (-1.563, 2.691, 2.354)  # cpl: alpha, log10 Ec, log10 A (the JOINT point)
 XRAY_PARAMS = (-1.6, 2.0, -2.0)  # cpl for 3C 273
-
-
-def _harness():
-    path = os.path.join(SHARED, "peers-bench", "peers_bench_common.py")
-    spec = importlib.util.spec_from_file_location("peers_bench_common", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def cases(data_dir: str, copies: int) -> dict[str, tuple[list, tuple]]:
@@ -65,11 +56,9 @@ def cases(data_dir: str, copies: int) -> dict[str, tuple[list, tuple]]:
     def path(*parts):
         return os.path.join(data_dir, *parts)
 
-    grpg = {"min_sigma": 2, "max_bin": 10}
-    nai = bj.DataUnit(src=path("ME", "me.src"), bkg=path("ME", "me.bkg"), rsp=path("ME", "me.rsp"),
-                      notc=[8, 900], stat="pgstat", grpg=dict(grpg))
-    bgo = bj.DataUnit(src=path("HE", "he.src"), bkg=path("HE", "he.bkg"), rsp=path("HE", "he.rsp"),
-                      notc=[300, 38000], stat="pgstat", grpg=dict(grpg))
+    nai, bgo = (bj.DataUnit(src=path(d, f"{p}.src"), bkg=path(d, f"{p}.bkg"),
+                            rsp=path(d, f"{p}.rsp"), notc=notc, stat="pgstat", grpg=dict(GRPG))
+                for _, d, p, notc in UNITS)
     x = "XRAY-sherpa-3c273"
     acis = bj.DataUnit(src=path(x, "3c273.pi"), bkg=path(x, "3c273_bg.pi"),
                        rmf=path(x, "3c273.rmf"), arf=path(x, "3c273.arf"), notc=[0.5, 7.0],
@@ -79,17 +68,17 @@ def cases(data_dir: str, copies: int) -> dict[str, tuple[list, tuple]]:
     def scaled_gbm(unit, k):
         rsp = unit.rsp
         return unit.replace(rsp=bj.Response(rsp.chbin, rsp.phbin,
-                                            np.asarray(rsp.drm) * (1 + 1e-3 * k)))
+                                            np.asarray(rsp.drm) * (1 + PERTURBATION * k)))
 
     def scaled_arf(unit, k):
         arf = unit.arf
-        return unit.replace(arf=bj.Auxiliary(arf.phbin, np.asarray(arf.srp) * (1 + 1e-3 * k)))
+        return unit.replace(arf=bj.Auxiliary(arf.phbin, np.asarray(arf.srp) * (1 + PERTURBATION * k)))
 
     gbm_copies = [(f"{n}{k}", scaled_gbm(u, k)) for k in range(copies)
                   for n, u in (("nai", nai), ("bgo", bgo))]
     return {
-        "GBM NaI + BGO (JOINT)": ([("nai", nai), ("bgo", bgo)], GBM_PARAMS),
-        f"GBM NaI + BGO x {copies}": (gbm_copies, GBM_PARAMS),
+        "GBM NaI + BGO (JOINT)": ([("nai", nai), ("bgo", bgo)], THETA0),
+        f"GBM NaI + BGO x {copies}": (gbm_copies, THETA0),
         "ACIS 3C 273, file grouping": ([("acis", acis)], XRAY_PARAMS),
         "ACIS 3C 273, ungrouped": ([("acis", ungrouped)], XRAY_PARAMS),
         f"ACIS 3C 273, ungrouped x {copies}": (
@@ -170,7 +159,7 @@ def fold_variants(drms: list[np.ndarray], banded: list) -> dict:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=os.path.join(SHARED, "data", "bayspec-examples"))
+    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
     parser.add_argument("--copies", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per case")
     parser.add_argument("--budget", type=float, default=0.3, help="seconds per timing")
@@ -179,7 +168,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.budget = 2, 0.05
-    common = _harness()
+    common = _import_path("peers_bench_common",
+                          os.path.join(DEFAULT_PEERS_DIR, "peers_bench_common.py"))
     t_start = time.perf_counter()
     rng = np.random.default_rng(0)
     lines = []

@@ -312,8 +312,9 @@ class DataUnit(eqx.Module):
         Computed on the host (numpy, as bayspec) unless the bins are traced: building units
         then compiles nothing.
         """
-        xp = _xp(self.ebin)
-        ebin = xp.asarray(self.ebin)
+        ebin = self.ebin
+        xp = _xp(ebin)
+        ebin = xp.asarray(ebin)
         scale = xp.linspace(0.0, 1.0, NGRID, dtype=ebin.dtype)
         grid = ebin[:, :1] + (ebin[:, 1:] - ebin[:, :1]) * scale
         return jnp.asarray(xp.maximum(grid, 1e-10).ravel())
