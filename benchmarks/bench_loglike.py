@@ -699,6 +699,9 @@ def write_results(path, args, argv, rows, table, ratio_lines, verdicts, wall_s, 
                  and "error" not in r]
     k1 = find(rows, "bayspec_jax", 1, "args")
     unmeasured = args.code_info.get("uncommitted_changes_not_measured", [])
+    devices = sorted({d for r in ours_args for d in r.get("env", {}).get("devices", [])})
+    placement = ("CPU only" if all("cpu" in d.lower() for d in devices)
+                 else f"ours on JAX devices {', '.join(devices)} (the peers on the CPU)")
     lines = ["# Likelihood benchmark: JOINT (GBM NaI + BGO, PGSTAT, cutoff power law)", "",
              "Written by `benchmarks/bench_loglike.py`; rerun it to refresh this file.", "",
              "## Command", "", "```", "python3 benchmarks/bench_loglike.py"
@@ -716,8 +719,9 @@ def write_results(path, args, argv, rows, table, ratio_lines, verdicts, wall_s, 
              "## Machine", "",
              f"- nproc {m['nproc']} (os.cpu_count {m['cpu_count']}), CPU `{m['cpu_model']}`, "
              f"memory {m['memory']}, {m['platform']}",
-             f"- CPU only, float64. 1-minute load average seen by our workers: "
-             f"{min(loads):.1f} .. {max(loads):.1f}" if loads else "- CPU only, float64.",
+             f"- {placement}, float64."
+             + (f" 1-minute load average seen by our workers: {min(loads):.1f} .. "
+                f"{max(loads):.1f}" if loads else ""),
              "", "## Versions", ""]
     for tool, vals in v.items():
         lines.append(f"- {tool}: " + ", ".join(f"{k} {val}" for k, val in vals.items() if val))
