@@ -19,10 +19,11 @@ What runs, on each device (the accelerator first, then the host CPU through XLA'
   other spectra of the same shape, per spectrum. A CPU row is skipped when the smaller N
   predicts more than `--max-fit-s` seconds.
 
-On a machine without an accelerator only the CPU rows are measured. Steady times are medians
-over calls cycling through four parameter vectors (every call blocked until ready), over at
-least `--budget` seconds. It prints the tables and writes ``benchmarks/DEVICE.md`` (or `--out`)
-with the command, the machine and the versions.
+On a machine without an accelerator only the CPU rows are measured. Timing uses the peer
+harness's helpers (../shared/peers-bench/peers_bench_common.py): steady times are medians over
+calls cycling through four parameter vectors (every call blocked until ready), as many calls as
+fit in about `--budget` seconds, after two warm-up calls. It prints the tables and writes
+``benchmarks/DEVICE.md`` (or `--out`) with the command, the machine and the versions.
 """
 
 from __future__ import annotations
@@ -49,48 +50,20 @@ import bayspec_jax as bj  # noqa: E402
 from bayspec_jax import infer, models, simulate  # noqa: E402
 from bayspec_jax.likelihood import loglike  # noqa: E402
 from bench_loglike import (  # noqa: E402  the JOINT workload, defined once
-    DEFAULT_DATA_DIR, GRPG, PERTURBATION, REF_LOGLIKE, THETA0, UNITS)
+    DEFAULT_DATA_DIR, DEFAULT_PEERS_DIR, REF_LOGLIKE, THETA0, _import_path, joint_copies,
+    joint_units)
+
+# The peer harness's timing helpers (`time_first`, `time_steady`), as the other benchmarks use.
+common = _import_path("peers_bench_common",
+                      os.path.join(DEFAULT_PEERS_DIR, "peers_bench_common.py"))
 
 FIT_PARAMS = {"alpha": bj.Par(-1.0, bj.unif(-8, 4)), "log_ec": bj.Par(2.0, bj.unif(0, 4)),
               "log_a": bj.Par(0.0, bj.unif(-10, 10))}
 
 
-def joint_pairs(data_dir: str, copies: int) -> list:
-    """``(name, DataUnit)`` pairs of `copies` JOINT copies, responses scaled per copy."""
-    base = [(name, bj.DataUnit(src=os.path.join(data_dir, d, f"{p}.src"),
-                               bkg=os.path.join(data_dir, d, f"{p}.bkg"),
-                               rsp=os.path.join(data_dir, d, f"{p}.rsp"), notc=notc,
-                               stat="pgstat", grpg=dict(GRPG)))
-            for name, d, p, notc in UNITS]
-    if copies == 1:
-        return base
-    pairs = []
-    for k in range(copies):
-        for name, unit in base:
-            rsp = unit.rsp
-            pairs.append((f"{name}{k}", unit.replace(rsp=bj.Response(
-                rsp.chbin, rsp.phbin, np.asarray(rsp.drm) * (1 + PERTURBATION * k)))))
-    return pairs
-
-
-def first_s(fn, *args) -> tuple[float, object]:
-    """Seconds of the first call (trace, compile, run) and its result."""
-    t0 = time.perf_counter()
-    out = jax.block_until_ready(fn(*args))
-    return time.perf_counter() - t0, out
-
-
 def steady_s(fn, arg_list, budget: float, min_calls: int = 5) -> float:
     """Median seconds per call, cycling through `arg_list`, after two warm-up calls."""
-    for args in arg_list[:2]:
-        jax.block_until_ready(fn(*args))
-    times, t_end = [], time.perf_counter() + budget
-    while len(times) < min_calls or (time.perf_counter() < t_end and len(times) < 5000):
-        args = arg_list[len(times) % len(arg_list)]
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+    return common.time_steady(fn, arg_list, min_calls=min_calls, budget_s=budget, warmup=2)[0]
 
 
 def precision(dtype: str):
@@ -132,8 +105,8 @@ def run_device(device, args, stacks_by_k, template, spectra, rng) -> dict:
                     thetas = [(jnp.asarray(t, dtype=dtype), stacks) for t in thetas64]
                     f_value = jax.jit(ll)
                     f_vg = jax.jit(jax.value_and_grad(ll))
-                    value_first, value = first_s(f_value, *thetas[0])
-                    vg_first, (vg_value, grad) = first_s(f_vg, *thetas[0])
+                    value_first, value = common.time_first(f_value, *thetas[0])
+                    vg_first, (_, grad) = common.time_first(f_vg, *thetas[0])
                     if k == 1:
                         rows["check"].append(
                             (label, dtype, float(value), abs(float(value) - REF_LOGLIKE)
@@ -147,7 +120,7 @@ def run_device(device, args, stacks_by_k, template, spectra, rng) -> dict:
                         for b in args.batches:
                             batch = np.asarray(THETA0) + rng.normal(0, 0.01, (b, 3))
                             batch_args = [(jnp.asarray(batch * s), stacks) for s in (1, 1 + 1e-9)]
-                            first, _ = first_s(f_batch, *batch_args[0])
+                            first, _ = common.time_first(f_batch, *batch_args[0])
                             rows["vmap"].append((label, k, b, first, steady_s(
                                 f_batch, batch_args, args.budget, min_calls=3) / b))
                             print(f"{label} vmap K={k} B={b}: {rows['vmap'][-1][3:]}",
@@ -160,7 +133,7 @@ def run_device(device, args, stacks_by_k, template, spectra, rng) -> dict:
                 rows["fit"].append((label, n, None, None, None, per_spectrum * n))
                 continue
             src_a, bkg_a, src_b, bkg_b = spectra[n]
-            first, _ = first_s(lambda s, b: infer.batch_maximum_likelihood(
+            first, _ = common.time_first(lambda s, b: infer.batch_maximum_likelihood(
                 models.cpl, FIT_PARAMS, template, s, b).best, src_a, bkg_a)
             t0 = time.perf_counter()
             result = infer.batch_maximum_likelihood(models.cpl, FIT_PARAMS, template, src_b,
@@ -198,7 +171,7 @@ def render(rows: dict, args, wall: float) -> str:
         "Written by `benchmarks/bench_device.py`; rerun it to refresh this file.",
         "",
         f"Command: `{' '.join(['python3 benchmarks/bench_device.py', *args.argv])}` "
-        f"({wall / 60:.1f} min; steady times are medians over >= {args.budget} s of calls). "
+        f"({wall / 60:.1f} min; steady times are medians over about {args.budget} s of calls). "
         f"Code: bayspec_jax at commit {commit}.",
         "",
         f"Machine: {os.cpu_count()} CPUs, {platform.platform()}; devices {devices}; python "
@@ -261,8 +234,8 @@ def main(argv=None) -> None:
         [int(x) for x in s.split(",")] for s in (args.ks, args.vmap_ks, args.batches, args.spectra))
     t_start = time.perf_counter()
     rng = np.random.default_rng(0)
-    base = joint_pairs(args.data_dir, 1)
-    stacks_by_k = {k: bj.Data(joint_pairs(args.data_dir, k) if k > 1 else base).stacked
+    base = joint_units(args.data_dir)
+    stacks_by_k = {k: bj.Data(joint_copies(base, k) if k > 1 else base).stacked
                    for k in args.ks}
     template = bj.Data(base)
     spectra = {n: simulated(n, base, seed=n) for n in args.spectra}

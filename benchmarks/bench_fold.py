@@ -46,7 +46,8 @@ from bayspec_jax.data import stack as stack_module  # noqa: E402
 from bayspec_jax.fold import fold_block  # noqa: E402
 from bayspec_jax.likelihood import make_loglike  # noqa: E402
 from bench_loglike import (  # noqa: E402  the JOINT workload, defined once
-    DEFAULT_DATA_DIR, DEFAULT_PEERS_DIR, GRPG, PERTURBATION, THETA0, UNITS, _import_path)
+    DEFAULT_DATA_DIR, DEFAULT_PEERS_DIR, PERTURBATION, THETA0, _import_path, joint_copies,
+    joint_units)
 
 XRAY_PARAMS = (-1.6, 2.0, -2.0)  # cpl for 3C 273
 
@@ -56,29 +57,21 @@ def cases(data_dir: str, copies: int) -> dict[str, tuple[list, tuple]]:
     def path(*parts):
         return os.path.join(data_dir, *parts)
 
-    nai, bgo = (bj.DataUnit(src=path(d, f"{p}.src"), bkg=path(d, f"{p}.bkg"),
-                            rsp=path(d, f"{p}.rsp"), notc=notc, stat="pgstat", grpg=dict(GRPG))
-                for _, d, p, notc in UNITS)
+    gbm = joint_units(data_dir)
     x = "XRAY-sherpa-3c273"
     acis = bj.DataUnit(src=path(x, "3c273.pi"), bkg=path(x, "3c273_bg.pi"),
                        rmf=path(x, "3c273.rmf"), arf=path(x, "3c273.arf"), notc=[0.5, 7.0],
                        stat="cstat")
     ungrouped = acis.replace(grpg={"max_bin": 1})
 
-    def scaled_gbm(unit, k):
-        rsp = unit.rsp
-        return unit.replace(rsp=bj.Response(rsp.chbin, rsp.phbin,
-                                            np.asarray(rsp.drm) * (1 + PERTURBATION * k)))
-
     def scaled_arf(unit, k):
         arf = unit.arf
-        return unit.replace(arf=bj.Auxiliary(arf.phbin, np.asarray(arf.srp) * (1 + PERTURBATION * k)))
+        return unit.replace(arf=bj.Auxiliary(arf.phbin,
+                                             np.asarray(arf.srp) * (1 + PERTURBATION * k)))
 
-    gbm_copies = [(f"{n}{k}", scaled_gbm(u, k)) for k in range(copies)
-                  for n, u in (("nai", nai), ("bgo", bgo))]
     return {
-        "GBM NaI + BGO (JOINT)": ([("nai", nai), ("bgo", bgo)], THETA0),
-        f"GBM NaI + BGO x {copies}": (gbm_copies, THETA0),
+        "GBM NaI + BGO (JOINT)": (gbm, THETA0),
+        f"GBM NaI + BGO x {copies}": (joint_copies(gbm, copies), THETA0),
         "ACIS 3C 273, file grouping": ([("acis", acis)], XRAY_PARAMS),
         "ACIS 3C 273, ungrouped": ([("acis", ungrouped)], XRAY_PARAMS),
         f"ACIS 3C 273, ungrouped x {copies}": (

@@ -11,8 +11,8 @@ Workload JOINT: NaI = ME/me.{src,bkg,rsp} noticed [8, 900] keV, BGO = HE/he.{src
 ``models.cpl`` at (alpha, log10 Ec, log10 A) = (-1.563, 2.691, 2.354), where bayspec 0.4.5 gives
 loglike = -209.82250450302072 (checked here to rtol 1e-10). K copies of JOINT are 2K units
 whose responses are scaled by (1 + 1e-3 k), k = 0..K-1, exactly as the peer harness perturbs
-its copies (so no two copies are identical constants); each copy's `DataUnit` is built once
-from a `Response(chbin, phbin, drm * (1 + 1e-3 k))` and the base unit's source and background.
+its copies (so no two copies are identical constants); each copy is the base unit with its
+response replaced by `Response(chbin, phbin, drm * (1 + 1e-3 k))` (`joint_copies`).
 
 What is timed (CPU, float64, `time.perf_counter`, every call blocked with
 `jax.block_until_ready`; the timing helpers ARE the peer harness's own `time_first`,
@@ -97,6 +97,30 @@ TARGET_RATIO_VS_FLOOR = 1.5
 TARGET_COMPILE_RATIO = 2.0
 
 
+def joint_units(data_dir: str) -> list:
+    """JOINT's ``(name, DataUnit)`` pairs, NaI then BGO, read from the example files."""
+    import bayspec_jax as bj  # here, so that a worker imports its code snapshot first
+
+    def path(d, p, suffix):
+        return os.path.join(data_dir, d, f"{p}.{suffix}")
+
+    return [(name, bj.DataUnit(src=path(d, p, "src"), bkg=path(d, p, "bkg"),
+                               rsp=path(d, p, "rsp"), notc=notc, stat="pgstat", grpg=dict(GRPG)))
+            for name, d, p, notc in UNITS]
+
+
+def joint_copies(units: list, copies: int) -> list:
+    """`copies` copies of the ``(name, unit)`` pairs `units`, named ``name{k}``, copy k's
+    responses scaled by ``1 + PERTURBATION * k`` (as the peer harness perturbs its copies)."""
+    import bayspec_jax as bj
+    import numpy as np
+
+    return [(f"{name}{k}", unit.replace(rsp=bj.Response(
+                unit.rsp.chbin, unit.rsp.phbin,
+                np.asarray(unit.rsp.drm) * (1.0 + PERTURBATION * k))))
+            for k in range(copies) for name, unit in units]
+
+
 def _import_path(name: str, path: str):
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
@@ -135,27 +159,12 @@ def worker(args) -> None:
     jax.block_until_ready(jax.jit(lambda x: x + 1.0)(jnp.ones(3)))  # backend warm-up, not timed
 
     # --- build ---------------------------------------------------------------------------------
-    def path(*parts):
-        return os.path.join(args.data_dir, *parts)
-
     t0 = time.perf_counter()
-    base = {name: bj.DataUnit(src=path(d, f"{p}.src"), bkg=path(d, f"{p}.bkg"),
-                              rsp=path(d, f"{p}.rsp"), notc=notc, stat="pgstat", grpg=dict(GRPG))
-            for name, d, p, notc in UNITS}
+    base_pairs = joint_units(args.data_dir)
+    base = dict(base_pairs)
     files_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    if K == 1:
-        pairs = [(name, base[name]) for name, *_ in UNITS]
-    else:
-        pairs = []
-        for k in range(K):
-            scale = 1.0 + PERTURBATION * k
-            for name, _, _, notc in UNITS:
-                u = base[name]
-                rsp = bj.Response(u.rsp.chbin, u.rsp.phbin, np.asarray(u.rsp.drm) * scale,
-                                  name=f"{u.rsp.name}*{scale:g}")
-                pairs.append((f"{name}{k}", bj.DataUnit(src=u.src, bkg=u.bkg, rsp=rsp, notc=notc,
-                                                        stat="pgstat", grpg=dict(GRPG))))
+    pairs = base_pairs if K == 1 else joint_copies(base_pairs, K)
     copies_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     data = bj.Data(pairs)
