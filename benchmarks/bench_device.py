@@ -32,7 +32,6 @@ import argparse
 import contextlib
 import os
 import platform
-import subprocess
 import sys
 import time
 
@@ -50,8 +49,8 @@ import bayspec_jax as bj  # noqa: E402
 from bayspec_jax import infer, models, simulate  # noqa: E402
 from bayspec_jax.likelihood import loglike  # noqa: E402
 from bench_loglike import (  # noqa: E402  the JOINT workload, defined once
-    DEFAULT_DATA_DIR, DEFAULT_PEERS_DIR, REF_LOGLIKE, THETA0, _import_path, joint_copies,
-    joint_units)
+    DEFAULT_DATA_DIR, DEFAULT_PEERS_DIR, REF_LOGLIKE, THETA0, _import_path, checkout_commit,
+    joint_copies, joint_units)
 
 # The peer harness's timing helpers (`time_first`, `time_steady`), as the other benchmarks use.
 common = _import_path("peers_bench_common",
@@ -159,11 +158,7 @@ def simulated(n: int, pairs: list, seed: int) -> tuple:
 
 
 def render(rows: dict, args, wall: float) -> str:
-    try:
-        commit = subprocess.run(["git", "-C", REPO, "describe", "--always", "--dirty"],
-                                capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown (not a git checkout)"
+    commit = checkout_commit()
     devices = ", ".join(f"{d.platform}: {getattr(d, 'device_kind', '?')}" for d in jax.devices())
     lines = [
         "# The JOINT log-likelihood and batch fits, per device",

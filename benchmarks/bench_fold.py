@@ -25,7 +25,6 @@ import argparse
 import contextlib
 import os
 import platform
-import subprocess
 import sys
 import time
 
@@ -46,8 +45,8 @@ from bayspec_jax.data import stack as stack_module  # noqa: E402
 from bayspec_jax.fold import fold_block  # noqa: E402
 from bayspec_jax.likelihood import make_loglike  # noqa: E402
 from bench_loglike import (  # noqa: E402  the JOINT workload, defined once
-    DEFAULT_DATA_DIR, DEFAULT_PEERS_DIR, PERTURBATION, THETA0, _import_path, joint_copies,
-    joint_units)
+    DEFAULT_DATA_DIR, DEFAULT_PEERS_DIR, PERTURBATION, THETA0, _import_path, checkout_commit,
+    joint_copies, joint_units)
 
 XRAY_PARAMS = (-1.6, 2.0, -2.0)  # cpl for 3C 273
 
@@ -222,11 +221,7 @@ def main(argv=None) -> None:
                        f"{plan_vg:.0f} us ({plain_vg / plan_vg:.2f}x{same})")
 
     wall = time.perf_counter() - t_start
-    try:
-        commit = subprocess.run(["git", "-C", REPO, "describe", "--always", "--dirty"],
-                                capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown (not a git checkout)"
+    commit = checkout_commit()
     header = [
         "# Fold operators: plain product, bands, sparse forms",
         "",

@@ -399,6 +399,14 @@ def _git(*cmd) -> str:
                           check=True).stdout
 
 
+def checkout_commit() -> str:
+    """``git describe --always --dirty`` of this checkout, for a results file's header."""
+    try:
+        return _git("describe", "--always", "--dirty").strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+
+
 def snapshot_code(args) -> dict:
     """Copy bayspec_jax (HEAD or the working tree) to workdir/code; set args.src to it."""
     import hashlib
