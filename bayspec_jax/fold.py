@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .data.stack import BandedBlock, FoldBlock
+from .data.stack import BandedBlock, FoldBlock, Stack
 
 Model = Callable[[Array, Any], Array]
 
@@ -32,6 +33,37 @@ def integrate_bins(
     energy = egrid.reshape(*egrid.shape[:-1], -1, ngrid)
     flux = model(energy, params)
     return jnp.sum(0.5 * (flux[..., 1:] + flux[..., :-1]) * jnp.diff(energy, axis=-1), axis=-1)
+
+
+def integrate_joined(
+    model: Model, params: Any, energies: Float[Array, " point"], ngrid: int
+) -> Float[Array, " bin"]:
+    """Photon flux per bin [ph/cm^2/s] on grids joined by `data.stack.join_grids`: bin ``b``
+    spans ``energies[b (ngrid - 1)]`` to ``energies[(b + 1) (ngrid - 1)]``.
+
+    The same trapezoids as `integrate_bins`, with each edge that two bins share evaluated once
+    (a quarter fewer model evaluations for ``ngrid = 5``) on one flat array. The model's values
+    are kept apart from the sums (an optimization barrier): XLA would otherwise compute them
+    again in each of the two trapezoids that use a point.
+    """
+    flux = jax.lax.optimization_barrier(model(energies, params))
+    trapezoids = 0.5 * (flux[1:] + flux[:-1]) * jnp.diff(energies)
+    return jnp.sum(trapezoids.reshape(-1, ngrid - 1), axis=-1)
+
+
+def stack_fluxes(model: Model, params: Any, stack: Stack) -> list[Float[Array, "row nphot"]]:
+    """The photon flux on each row's grid, one ``(row, nphot)`` array per block of `stack`: the
+    model runs once on the stack's energies."""
+    if stack.joined:
+        bins, spacer = integrate_joined(model, params, stack.energies, stack.ngrid), 1
+    else:
+        bins, spacer = integrate_bins(model, params, stack.energies, stack.ngrid), 0
+    fluxes = []
+    for block in stack.blocks:
+        width = block.nphot + spacer
+        rows = bins[block.grid_start:block.grid_start + block.n_rows * width]
+        fluxes.append(rows.reshape(block.n_rows, width)[:, :block.nphot])
+    return fluxes
 
 
 def fold(

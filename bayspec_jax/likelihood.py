@@ -20,7 +20,7 @@ from jaxtyping import Array, Float
 from . import stats
 from .data.data import Data
 from .data.stack import Stack
-from .fold import Model, fold_block, integrate_bins
+from .fold import Model, fold_block, stack_fluxes
 
 DataLike = Data | Sequence[Stack]
 DataParams = Mapping[str, Any] | None
@@ -44,10 +44,8 @@ def _group_factor(stack: Stack, data_params: DataParams, name: str) -> Array | N
 def _rate(model: Model, params: Any, stack: Stack, data_params: DataParams) -> Array:
     """The model's count rate per group of `stack` ``(group,)``: the model runs once on the
     stack's grids, each block folds its part."""
-    flux = integrate_bins(model, params, stack.egrid, stack.ngrid)
-    rates = [fold_block(block, flux[block.grid_start:block.grid_start + block.n_rows
-                                    * block.nphot].reshape(block.n_rows, block.nphot))
-             for block in stack.blocks]
+    rates = [fold_block(block, rows)
+             for block, rows in zip(stack.blocks, stack_fluxes(model, params, stack))]
     rate = rates[0] if len(rates) == 1 else jnp.concatenate(rates)
     rf = _group_factor(stack, data_params, "rf")
     return rate * (stack.group_rf if rf is None else rf)

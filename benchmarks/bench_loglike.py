@@ -39,7 +39,8 @@ Rows of ours (tool ``bayspec_jax``):
 * ``floor`` (tool ``bayspec_jax_floor``, variant ``as-stacked``): the bare fold (one
   vector-matrix product per wide block of `data.stacked`, a batched einsum per padded block)
   plus `stats.pgstat` over the same flat arrays, the model flux computed the same way
-  (`fold.integrate_bins` on `stack.egrid`); jitted, arrays as arguments. No factors, weights,
+  (`fold.integrate_joined` or `integrate_bins` on `stack.energies`); jitted, arrays as
+  arguments. No factors, weights,
   finiteness checks or pytree flattening: the minimum our layout can cost.
 * a second floor, ``padded-units``: the layout the library used before, one padded
   ``(unit, nphot, ngroup)`` DRM stack per unit size (NaI, BGO), the model once per grid
@@ -150,7 +151,7 @@ def worker(args) -> None:
     sys.path.insert(0, args.src)  # the code snapshot taken by the orchestrator (default: REPO)
     import bayspec_jax as bj
     from bayspec_jax import stats
-    from bayspec_jax.fold import integrate_bins
+    from bayspec_jax.fold import integrate_bins, integrate_joined
     from bayspec_jax.likelihood import loglike, make_loglike
     from bayspec_jax.models import cpl
 
@@ -263,21 +264,23 @@ def worker(args) -> None:
     # are worth.
     def stack_arrays(s):
         blocks = tuple((b.drm, b.photon_mask, b.take) for b in s.blocks)
-        return (s.egrid, blocks, s.src_counts, s.bkg_counts, s.src_errors, s.bkg_errors, s.ts,
-                s.tb)
+        return (s.energies, blocks, s.src_counts, s.bkg_counts, s.src_errors, s.bkg_errors,
+                s.ts, s.tb)
 
     block_rows = tuple(tuple((b.grid_start, b.n_rows, b.nphot) for b in s.blocks)
                        for s in stacks)
-    ngrids = tuple(s.ngrid for s in stacks)
+    layouts = tuple((s.ngrid, s.joined) for s in stacks)
 
     def floor_as_stacked(theta, arrays):
         total = 0.0
-        for (egrid, blocks, S, B, sS, sB, ts, tb_), rows, ngrid in zip(arrays, block_rows,
-                                                                         ngrids):
-            flux = integrate_bins(cpl, theta, egrid, ngrid)
+        for (energies, blocks, S, B, sS, sB, ts, tb_), rows, (ngrid, joined) in zip(
+                arrays, block_rows, layouts):
+            integrate = integrate_joined if joined else integrate_bins
+            flux = integrate(cpl, theta, energies, ngrid)
             rates = []
             for (drm, mask, take), (start, n_rows, nphot) in zip(blocks, rows):
-                f = flux[start:start + n_rows * nphot].reshape(n_rows, nphot)
+                width = nphot + int(joined)  # a spacer bin after each joined grid
+                f = flux[start:start + n_rows * width].reshape(n_rows, width)[:, :nphot]
                 if n_rows == 1:
                     rate = f[0] @ drm[0]
                 else:

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import bayspec_jax as bj
-from bayspec_jax import likelihood, models
+from bayspec_jax import fold, likelihood, models
 from bayspec_jax.data import stack as stack_module
 
 JOINT_PARAMS = np.array([-1.563, 2.691, 2.354])
@@ -126,6 +126,37 @@ def test_padding_changes_nothing(joint, data_dir, monkeypatch):
                                float(jnp.sum(c)), rtol=1e-12)
 
 
+def test_joined_grids_integrate_as_the_per_bin_grid(joint, monkeypatch):
+    # Bins that share their edges are evaluated once per edge (`Stack.joined`); each block's rows
+    # hold its units' per-bin trapezoids, as `integrate_bins` on the unit's own grid.
+    data = _copies(joint, 2)
+    (stack,) = data.stacked
+    assert stack.joined
+    for block, rows in zip(stack.blocks, fold.stack_fluxes(models.cpl, JOINT_PARAMS, stack)):
+        unit = data.units[stack.positions[block.members[0]]]
+        per_bin = fold.integrate_bins(models.cpl, JOINT_PARAMS, unit.egrid, unit.ngrid)
+        assert rows.shape == (1, unit.nbin)
+        np.testing.assert_allclose(np.asarray(rows[0]), np.asarray(per_bin), rtol=1e-15)
+    # A photon grid with a gap between two bins keeps `ngrid` points per bin.
+    nai = joint["nai"]
+    phbin = np.array(nai.rsp.phbin)
+    phbin[10, 0] = 0.5 * (phbin[10, 0] + phbin[10, 1])
+    gapped = nai.replace(rsp=bj.Response(np.asarray(nai.rsp.chbin), phbin,
+                                         np.asarray(nai.rsp.drm)))
+    (gapped_stack,) = bj.Data([("gap", gapped), ("bgo", joint["bgo"])]).stacked
+    assert not gapped_stack.joined
+    assert gapped_stack.energies.shape == (gapped.nbin * gapped.ngrid * 2,)
+    # Both layouts: the same log-likelihood and gradient.
+    grad = jax.value_and_grad(lambda p, d: likelihood.loglike(models.cpl, p, d))
+    joined_value, joined_grad = grad(jnp.asarray(JOINT_PARAMS), data)
+    monkeypatch.setattr(stack_module, "shares_edges", lambda egrid, ngrid: False)
+    per_bin = _copies(joint, 2)
+    assert not per_bin.stacked[0].joined
+    value, gradient = grad(jnp.asarray(JOINT_PARAMS), per_bin)
+    np.testing.assert_allclose(float(value), float(joined_value), rtol=1e-14)
+    np.testing.assert_allclose(np.asarray(gradient), np.asarray(joined_grad), rtol=1e-12)
+
+
 def _copies(joint, k):
     pairs = []
     for i in range(k):
@@ -236,7 +267,9 @@ def test_identical_responses_are_stored_once(joint):
 def test_shared_energy_grids_run_the_model_once_and_isolate_bad_units(joint):
     data = _copies(joint, 3)
     (stack,) = data.stacked  # NaI and BGO: one grid each, one wide block each
-    assert len(stack.blocks) == 2 and stack.egrid.shape[0] == 2 * 140 * 5
+    # Two grids of 140 bins sharing their edges: 4 points per bin and a spacer bin each, + 1.
+    assert stack.joined and len(stack.blocks) == 2
+    assert stack.energies.shape[0] == 2 * (140 + 1) * 4 + 1
     assert [b.members for b in stack.blocks] == [(0, 1, 2), (3, 4, 5)]
     assert stack.positions == (0, 2, 4, 1, 3, 5)
     mixed = bj.Data([("nai", joint["nai"]), ("nai_b", joint["nai"].replace(notc=[9, 900]))])

@@ -66,8 +66,8 @@ class FoldBlock(eqx.Module):
     **Fields:** `photon_mask` ``(row, nphot)``, or `None` without padded photon bins; `drm`
     ``(row, nphot, column)``; `take` ``(group,)``: the block's groups in the raveled
     ``(row * column)`` rates, or `None` when they are the same; static: `members` (the stack's
-    units in this block, in order), `grid_start` (the block's first photon bin in the stack's
-    `egrid`) and `nphot`.
+    units in this block, in order), `grid_start` (the block's first photon bin among the stack's
+    integrated bins, `fold.stack_fluxes`) and `nphot`.
     """
 
     photon_mask: Bool[Array, "row nphot"] | None
@@ -117,18 +117,19 @@ class BandedBlock(eqx.Module):
 class Stack(eqx.Module):
     """The units of one statistic: groups on one flat axis, responses in fold blocks.
 
-    **Fields:** `egrid` ``(point,)``: every block's distinct photon grids, `ngrid` points per
-    bin, end to end (the model runs once per stack); `blocks` (`FoldBlock`s and
+    **Fields:** `energies` ``(point,)``: where the model is evaluated, every block's distinct
+    photon grids end to end (the model runs once per stack): `join_grids`'s layout when `joined`,
+    else `ngrid` points per bin (`DataUnit.egrid`'s); `blocks` (`FoldBlock`s and
     `BandedBlock`s); per group (``(group,)``, unit after unit in stack order): `src_counts`,
     `bkg_counts`, `src_errors`, `bkg_errors`, `group_unit` (the group's unit, an index into the
     stack's units), `ts` and `tb` (source and background efficiencies times the units' `sf` and
     `bf`), `group_rf` and `group_weight`; per unit (``(unit,)``, stack order):
     `src_efficiency`, `bkg_efficiency`, `weight`, `sf`, `bf`, `rf`; static: `stat`, `ngrid`,
-    `positions` (each unit's index in its `Data`), `n_groups` (each unit's number of groups)
+    `joined`, `positions` (each unit's index in its `Data`), `n_groups` (each unit's number of groups)
     and `has_background` (whether each unit has a background file).
     """
 
-    egrid: Float[Array, " point"]
+    energies: Float[Array, " point"]
     blocks: tuple[FoldBlock | BandedBlock, ...]
     src_counts: Float[Array, " group"]
     bkg_counts: Float[Array, " group"]
@@ -147,6 +148,7 @@ class Stack(eqx.Module):
     rf: Float[Array, " unit"]
     stat: str = eqx.field(static=True)
     ngrid: int = eqx.field(static=True)
+    joined: bool = eqx.field(static=True)
     positions: tuple[int, ...] = eqx.field(static=True)
     n_groups: tuple[int, ...] = eqx.field(static=True)
     has_background: tuple[bool, ...] = eqx.field(static=True)
@@ -322,15 +324,39 @@ def _padded_block(hosts: Sequence[_Host], members: list[int], start: int, grid_s
     return block, list(egrid)
 
 
+def shares_edges(egrid: np.ndarray, ngrid: int) -> bool:
+    """Whether each photon bin of `egrid` (`ngrid` points per bin) begins where the previous
+    one ends."""
+    points = egrid.reshape(-1, ngrid)
+    return bool(np.array_equal(points[1:, 0], points[:-1, -1]))
+
+
+def join_grids(grids: Sequence[np.ndarray], ngrid: int) -> np.ndarray:
+    """One array of model energies for photon grids whose bins share their edges.
+
+    Each grid (`ngrid` points per bin) gives its distinct points and then its last energy
+    ``ngrid - 1`` times, the next grid's first point ending a spacer bin, so that bin ``b`` of the
+    sequence is the points ``b (ngrid - 1)`` to ``(b + 1) (ngrid - 1)``: a grid of ``n`` bins
+    spans ``n + 1`` bins, and each shared edge is evaluated once (`fold.integrate_joined`).
+    """
+    parts = []
+    for grid in grids:
+        points = grid.reshape(-1, ngrid)
+        parts += [points[:, :-1].ravel(), np.repeat(points[-1, -1], ngrid - 1)]
+    return np.concatenate([*parts, grids[-1][-1:]])
+
+
 def build_stack(units: Sequence, positions: Sequence[int]) -> Stack:
     """The `Stack` of the units at `positions` (all of one statistic)."""
     chosen = [units[i] for i in positions]
     ngrid = chosen[0].ngrid
     hosts = [_Host(egrid=np.asarray(u.egrid, dtype=np.float64),
                    drm=np.asarray(u.rsp_drm, dtype=np.float64)) for u in chosen]
+    joined = ngrid > 1 and all(shares_edges(host.egrid, ngrid) for host in hosts)
     blocks, grids, order = [], [], []
     for kind, members in plan_blocks(hosts):
-        grid_start = sum(g.shape[0] for g in grids) // ngrid
+        # Bins before this block's grids (with `joined`, each earlier grid's spacer bin too).
+        grid_start = sum(g.shape[0] for g in grids) // ngrid + (len(grids) if joined else 0)
         if kind == "wide":
             block, block_grids = _wide_block(hosts, members, len(order), grid_start)
         else:
@@ -353,7 +379,7 @@ def build_stack(units: Sequence, positions: Sequence[int]) -> Stack:
                                     for u in ordered])
               for name in ("src_counts", "bkg_counts", "src_errors", "bkg_errors")}
     return Stack(
-        egrid=float_array(np.concatenate(grids)),
+        energies=float_array(join_grids(grids, ngrid) if joined else np.concatenate(grids)),
         blocks=tuple(blocks),
         **{name: float_array(value) for name, value in counts.items()},
         group_unit=int_array(per_group(range(len(ordered)))),
@@ -361,7 +387,7 @@ def build_stack(units: Sequence, positions: Sequence[int]) -> Stack:
         group_rf=float_array(per_group(rf)), group_weight=float_array(per_group(weight)),
         src_efficiency=float_array(src_eff), bkg_efficiency=float_array(bkg_eff),
         weight=float_array(weight), sf=float_array(sf), bf=float_array(bf), rf=float_array(rf),
-        stat=chosen[0].stat, ngrid=ngrid,
+        stat=chosen[0].stat, ngrid=ngrid, joined=joined,
         positions=tuple(int(positions[i]) for i in order),
         n_groups=tuple(int(u.n_groups) for u in ordered),
         has_background=tuple(bool(u.bkg_given) for u in ordered),
