@@ -125,8 +125,9 @@ class Stack(eqx.Module):
     stack's units), `ts` and `tb` (source and background efficiencies times the units' `sf` and
     `bf`), `group_rf` and `group_weight`; per unit (``(unit,)``, stack order):
     `src_efficiency`, `bkg_efficiency`, `weight`, `sf`, `bf`, `rf`; static: `stat`, `ngrid`,
-    `joined`, `positions` (each unit's index in its `Data`), `n_groups` (each unit's number of groups)
-    and `has_background` (whether each unit has a background file).
+    `joined` (whether every grid's bins share their edges), `positions` (each unit's index in
+    its `Data`), `n_groups` (each unit's number of groups) and `has_background` (whether each
+    unit has a background file).
     """
 
     energies: Float[Array, " point"]
