@@ -5,6 +5,7 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import bayspec_jax as bj
 from bayspec_jax import fold, likelihood, models
@@ -87,7 +88,10 @@ def test_cstat_without_background_is_cash_as_xspec(data_dir, reference):
                                reference["X3C273_cstat"]["pstat_stat"], rtol=1e-10)
 
 
-def test_padding_changes_nothing(joint, data_dir, monkeypatch):
+@pytest.mark.parametrize("joined", [True, False], ids=["joined-grids", "per-bin-grids"])
+def test_padding_changes_nothing(joint, data_dir, monkeypatch, joined):
+    if not joined:  # the layout of grids whose bins do not share their edges
+        monkeypatch.setattr(stack_module, "shares_edges", lambda egrid, ngrid: False)
     x = data_dir / "XRAY-sherpa-3c273"
     big = bj.DataUnit(src=str(x / "3c273.pi"), bkg=str(x / "3c273_bg.pi"),
                       rmf=str(x / "3c273.rmf"), arf=str(x / "3c273.arf"), notc=[0.3, 9.0],
@@ -110,6 +114,7 @@ def test_padding_changes_nothing(joint, data_dir, monkeypatch):
     monkeypatch.setattr(stack_module, "MAX_WIDE_BLOCKS", 0)
     padded = bj.Data(pairs)
     (stack,) = padded.stacked
+    assert stack.joined == joined
     assert sorted(b.n_rows for b in stack.blocks) == [1, 1, 2]
     for block in stack.blocks:
         for member in block.members:
