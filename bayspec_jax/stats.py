@@ -173,46 +173,46 @@ def _pgstat_parts(S, B, m, ts, tb, sigma_S, sigma_B):
     positive_partials = (ts * slope, (s_p - mu_s) / ts, -slope * (mu_s - ts * m_p) / tb)
 
     # The general branch (rare: zero background error, negative model or negative counts) is
-    # left to `_pgstat_general_loglike`, run only when some bin needs it.
+    # left to `_pgstat_general_parts`, run only when some bin needs it.
     loglike = jnp.where(zero, loglike_zero, poisson_loglike(s_p, mu_s) - 0.5 * z_p * z_p)
     partials = [jnp.where(zero, z, p) for z, p in zip(zero_partials, positive_partials)]
     return loglike, *partials, general
 
 
-def _pgstat_general_loglike(S, B, m, ts, tb, sigma_S, sigma_B):
-    """`pgstat` in the bins of its general branch (elsewhere: finite, meaningless values)."""
-    counts, mean, gaussian = _pgstat_general(S, B, m, ts, tb, sigma_B,
-                                             _pgstat_branches(S, m, sigma_B)[2])
-    return poisson_loglike(counts, mean) + gaussian
+def _pgstat_general_parts(S, B, m, ts, tb, sigma_S, sigma_B):
+    """``(loglike, d/dm, d/dts, d/dtb)`` of `pgstat` in the bins of its general branch
+    (elsewhere: finite, meaningless values)."""
+    counts, mean, gaussian, partials = _pgstat_general(S, B, m, ts, tb, sigma_B,
+                                                       _pgstat_branches(S, m, sigma_B)[2])
+    return poisson_loglike(counts, mean) + gaussian, *partials
 
 
-def _complete_value(parts: Callable, irregular_loglike: Callable | None = None) -> Callable:
-    """``loglike(S, B, m, ts, tb, sigma_S, sigma_B)`` from `parts`, with `irregular_loglike` in
-    the irregular bins when given (evaluated only when some bin is irregular)."""
+def _complete_value(parts: Callable, irregular_parts: Callable | None = None) -> Callable:
+    """``loglike(S, B, m, ts, tb, sigma_S, sigma_B)`` from `parts`, with `irregular_parts`'s
+    value in the irregular bins when given (evaluated only when some bin is irregular)."""
     def value(*args):
         loglike, *_, irregular = parts(*args)
-        if irregular_loglike is None:
+        if irregular_parts is None:
             return loglike
         return jax.lax.cond(jnp.any(irregular),
-                            lambda: jnp.where(irregular, irregular_loglike(*args), loglike),
+                            lambda: jnp.where(irregular, irregular_parts(*args)[0], loglike),
                             lambda: loglike)
 
     return value
 
 
-def _with_profile_partials(parts: Callable,
-                           irregular_loglike: Callable | None = None) -> Callable:
+def _with_profile_partials(parts: Callable, irregular_parts: Callable | None = None) -> Callable:
     """``loglike(S, B, m, ts, tb, sigma_S, sigma_B)`` with a JVP from the analytic partials.
 
     `parts` returns ``(loglike, d/dm, d/dts, d/dtb, irregular)``: the tangent is
     ``d/dm dm + d/dts dts + d/dtb dtb``, a few elementwise products (autodiff of the profiled
-    solutions costs many more kernels). In `irregular` bins the value is `irregular_loglike`'s
-    (when given) and the partials are automatic derivatives of the value there, all computed
-    under one `lax.cond` that runs only when some bin is irregular; when the data (counts,
-    errors) carry tangents, the tangent is the automatic derivative of the whole value.
+    solutions costs many more kernels). In `irregular` bins the value and the partials are
+    `irregular_parts`'s ``(loglike, d/dm, d/dts, d/dtb)`` when given, else `parts`' value and
+    its automatic derivatives, all computed under one `lax.cond` that runs only when some bin
+    is irregular; when the data (counts, errors) carry tangents, the tangent is the automatic
+    derivative of the whole value.
     """
-    value_of = _complete_value(parts, irregular_loglike)
-    exact = value_of if irregular_loglike is None else irregular_loglike
+    value_of = _complete_value(parts, irregular_parts)
 
     @jax.custom_jvp
     def loglike(S, B, m, ts, tb, sigma_S, sigma_B):
@@ -226,15 +226,16 @@ def _with_profile_partials(parts: Callable,
         value, *partials, irregular = parts(*primals)
 
         def with_irregular():
-            fixed = (value if irregular_loglike is None
-                     else jnp.where(irregular, irregular_loglike(*primals), value))
-            derivatives = []
-            for i, partial in zip((2, 3, 4), partials):
-                unit = [jnp.zeros_like(p) for p in primals]
-                unit[i] = jnp.ones_like(primals[i])
-                automatic = jax.jvp(exact, primals, tuple(unit))[1]
-                derivatives.append(jnp.where(irregular, automatic, partial))
-            return fixed, derivatives
+            if irregular_parts is not None:
+                fixed, *exact = irregular_parts(*primals)
+            else:
+                fixed, exact = value, []
+                for i in (2, 3, 4):
+                    unit = [jnp.zeros_like(p) for p in primals]
+                    unit[i] = jnp.ones_like(primals[i])
+                    exact.append(jax.jvp(value_of, primals, tuple(unit))[1])
+            return (jnp.where(irregular, fixed, value),
+                    [jnp.where(irregular, e, p) for e, p in zip(exact, partials)])
 
         value, partials = jax.lax.cond(jnp.any(irregular), with_irregular,
                                        lambda: (value, partials))
@@ -252,8 +253,8 @@ def _with_profile_partials(parts: Callable,
 # compiles once per shape instead of re-tracing the branches at every call.
 _pstat_loglike = jax.jit(_with_profile_partials(_pstat_parts))
 _wstat_loglike = jax.jit(_with_profile_partials(_wstat_parts))
-_pgstat_loglike = jax.jit(_with_profile_partials(_pgstat_parts, _pgstat_general_loglike))
-_pgstat_value = _complete_value(_pgstat_parts, _pgstat_general_loglike)
+_pgstat_loglike = jax.jit(_with_profile_partials(_pgstat_parts, _pgstat_general_parts))
+_pgstat_value = _complete_value(_pgstat_parts, _pgstat_general_parts)
 """`pgstat`'s value without the custom derivative (autodiff reference in the tests)."""
 
 
@@ -276,7 +277,8 @@ def wstat(S, B, m, ts, tb, sigma_S, sigma_B) -> Result:
 
 
 def _pgstat_general(S, B, m, ts, tb, sigma, general):
-    """XSPEC's general PGSTAT quadratic: ``(counts, Poisson mean, Gaussian term)`` per bin."""
+    """XSPEC's general PGSTAT quadratic: ``(counts, Poisson mean, Gaussian term, (d/dm, d/dts,
+    d/dtb))`` per bin, the derivatives of the log-likelihood with the background rate's own."""
     s_g, b_g, m_g, sig_g = (_safe(general, S, 0.0), _safe(general, B, 0.0),
                             _safe(general, m, 0.0), _safe(general, sigma, 0.0))
     aa = tb * tb
@@ -288,11 +290,35 @@ def _pgstat_general(S, B, m, ts, tb, sigma, general):
     dd = jnp.where(real, jnp.sqrt(_safe(real, disc)), 0.0)
     qq = -0.5 * (bb + jnp.where(bb < 0, -1.0, 1.0) * dd)
     b1 = qq / aa
-    b2 = jnp.where(qq != 0, cc / _safe(qq != 0, qq), 0.0)
-    b = jnp.where(b1 > 0, b1, b2)
+    divides = qq != 0
+    b2 = jnp.where(divides, cc / _safe(divides, qq), 0.0)
+    first = b1 > 0
+    b = jnp.where(first, b1, b2)
     has_error = sig_g != 0
     z_g = (b_g - tb * b) / _safe(has_error, sig_g)
-    return s_g, ts * (b + m_g), jnp.where(has_error, -0.5 * z_g * z_g, 0.0)
+    mean = ts * (b + m_g)
+
+    # d(loglike) = (partial at fixed b) + (d loglike / db) db. With a real root, db follows from
+    # the quadratic (implicit derivative, its denominator +-dd != 0); without one, from b1 = -bb /
+    # 2aa or b2 = -2cc / bb. (d loglike / db vanishes at a root when sigma > 0.)
+    slope = jnp.where(mean > 0, s_g / _safe(mean > 0, mean), 0.0) - 1.0
+    gaussian_db = jnp.where(has_error, z_g / _safe(has_error, sig_g), 0.0)
+    loglike_db = ts * slope + tb * gaussian_db
+    at_fixed_b = (ts * slope, (b + m_g) * slope, b * gaussian_db)
+    d_aa = (0.0, 0.0, 2.0 * tb)
+    d_bb = (tb * tb, var_g, 2.0 * tb * m_g - b_g)
+    d_cc = (ts * var_g - tb * b_g, var_g * m_g, -b_g * m_g)
+    root_slope = 2.0 * aa * b + bb
+    root_slope = _safe(real & (root_slope != 0), root_slope)
+    bb_safe = _safe(~real & divides, bb)
+    partials = []
+    for fixed, a_, b_, c_ in zip(at_fixed_b, d_aa, d_bb, d_cc):
+        db_root = -(b * b * a_ + b * b_ + c_) / root_slope
+        db_vertex = -(b_ * aa - bb * a_) / (2.0 * aa * aa)
+        db_ratio = jnp.where(divides, -2.0 * (c_ * bb_safe - cc * b_) / (bb_safe * bb_safe), 0.0)
+        db = jnp.where(real, db_root, jnp.where(first, db_vertex, db_ratio))
+        partials.append(fixed + loglike_db * db)
+    return s_g, mean, jnp.where(has_error, -0.5 * z_g * z_g, 0.0), tuple(partials)
 
 
 def pgstat(S, B, m, ts, tb, sigma_S, sigma_B) -> Result:

@@ -234,6 +234,26 @@ def test_analytic_partials_equal_automatic_derivatives(name):
     np.testing.assert_allclose(h_fast, h_auto, rtol=1e-7)
 
 
+@pytest.mark.parametrize("S, B, m, ts, tb, sigma_B", [
+    (0.0, 6.0, -2.0, 1.0, 1.0, 2.0),   # general branch at a double root (no real pair): vertex
+    (3.0, 6.0, -0.5, 2.0, 1.5, 2.0),   # negative model: a root of XSPEC's quadratic
+    (3.0, 6.0, 0.7, 2.0, 1.5, 0.0),    # zero background error
+])
+def test_pgstat_general_branch_partials_equal_automatic_derivatives(S, B, m, ts, tb, sigma_B):
+    inputs = [jnp.asarray([x]) for x in (S, B, m, ts, tb, np.sqrt(S), sigma_B)]
+
+    def fast(m, ts, tb):
+        return stats.pgstat(inputs[0], inputs[1], m, ts, tb, inputs[5], inputs[6])[0][0]
+
+    def plain(m, ts, tb):
+        return stats._pgstat_value(inputs[0], inputs[1], m, ts, tb, inputs[5], inputs[6])[0]
+
+    args = inputs[2:5]
+    assert np.isfinite(float(fast(*args))) and float(fast(*args)) == float(plain(*args))
+    np.testing.assert_allclose(jnp.stack(jax.grad(fast, (0, 1, 2))(*args)),
+                               jnp.stack(jax.grad(plain, (0, 1, 2))(*args)), rtol=1e-12)
+
+
 def test_poisson_loglike_is_accurate_to_the_last_digits():
     """Against 50-digit decimal arithmetic, near saturation (where count log(mean / count) and
     count - mean cancel) and far from it."""
