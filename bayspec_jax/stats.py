@@ -278,7 +278,7 @@ def wstat(S, B, m, ts, tb, sigma_S, sigma_B) -> Result:
 
 def _pgstat_general(S, B, m, ts, tb, sigma, general):
     """XSPEC's general PGSTAT quadratic: ``(counts, Poisson mean, Gaussian term, (d/dm, d/dts,
-    d/dtb))`` per bin, the derivatives of the log-likelihood with the background rate's own."""
+    d/dtb))`` per bin, the log-likelihood's derivatives taken through the background rate too."""
     s_g, b_g, m_g, sig_g = (_safe(general, S, 0.0), _safe(general, B, 0.0),
                             _safe(general, m, 0.0), _safe(general, sigma, 0.0))
     aa = tb * tb
