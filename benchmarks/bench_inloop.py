@@ -34,6 +34,7 @@ import shlex
 import subprocess
 import sys
 import time
+from statistics import median
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -102,6 +103,7 @@ def worker_elisa(args) -> dict:
     import jax
     import numpy as np
     import peers_bench_elisa as harness
+    from bench_loglike import _version  # stdlib only: importable in ELISA's venv
     from elisa import MaxLikeFit
     from elisa.models import CutoffPL
 
@@ -121,15 +123,6 @@ def worker_elisa(args) -> dict:
     out["versions"] = {"jax": jax.__version__, "astro-elisa": _version("astro-elisa")}
     shutil.rmtree(harness.TMP, ignore_errors=True)
     return out
-
-
-def _version(dist: str) -> str | None:
-    import importlib.metadata as md
-
-    try:
-        return md.version(dist)
-    except md.PackageNotFoundError:
-        return None
 
 
 def python_of(tool: str) -> str:
@@ -158,12 +151,6 @@ def export_reference(path: str) -> None:
            "--export", path]
     subprocess.run(cmd, check=True, capture_output=True, env=dict(os.environ,
                                                                   PYTHONPATH=PEERS_DIR))
-
-
-def median(values: list[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
 
 
 def table(results: dict, ks: list[int]) -> list[str]:
