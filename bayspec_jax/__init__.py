@@ -4,8 +4,10 @@ The library never changes global JAX settings: enable float64 yourself with
 ``jax.config.update("jax_enable_x64", True)`` when you need it.
 """
 
-from . import fold, io, likelihood, models, simulate, stats, views
+from . import examples, fold, io, likelihood, models, simulate, stats, views
 from .data import (
+    AbstractLocationResponse,
+    AbstractResponse,
     Auxiliary,
     Background,
     Data,
@@ -21,6 +23,8 @@ from .params import Par, logunif, norm, unif
 __version__ = "0.1.0"
 
 __all__ = [
+    "AbstractLocationResponse",
+    "AbstractResponse",
     "Auxiliary",
     "Background",
     "Data",
@@ -31,6 +35,7 @@ __all__ = [
     "Response",
     "Source",
     "Spectrum",
+    "examples",
     "fold",
     "io",
     "likelihood",

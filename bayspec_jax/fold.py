@@ -1,21 +1,30 @@
 """From a photon model to expected count rates: integrate over photon bins, fold through DRMs.
 
+`model_rate` is the one path from a model to a setup's count rates; `group_factors` the one
+place where the data-layer parameters are resolved.
+
 A model is any function ``model(energy, params) -> photon flux density`` [ph/cm^2/s/keV]
 written with `jax.numpy`, elementwise in `energy` (any shape) for a `params` pytree.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .data.stack import BandedBlock, FoldBlock, Stack
+from .data.stack import BandedBlock, Block, DynamicBlock, FoldSetup
 
 Model = Callable[[Array, Any], Array]
+
+DataParams = Mapping[str, Any] | None
+"""Optional data-layer parameters by name, each an array ``(n_units,)`` in `Data` order:
+``sf`` (source factor), ``bf`` (background factor), ``rf`` (response factor), ``ra``, ``dec``
+(the position at which location-dependent responses are evaluated); absent names use the
+units' own `Par` values."""
 
 
 def integrate_bins(
@@ -51,15 +60,15 @@ def integrate_joined(
     return jnp.sum(trapezoids.reshape(-1, ngrid - 1), axis=-1)
 
 
-def stack_fluxes(model: Model, params: Any, stack: Stack) -> list[Float[Array, "row nphot"]]:
-    """The photon flux on each row's grid, one ``(row, nphot)`` array per block of `stack`: the
-    model runs once on the stack's energies."""
-    if stack.joined:
-        bins, spacer = integrate_joined(model, params, stack.energies, stack.ngrid), 1
+def stack_fluxes(model: Model, params: Any, setup: FoldSetup) -> list[Float[Array, "row nphot"]]:
+    """The photon flux on each row's grid, one ``(row, nphot)`` array per block of `setup`: the
+    model runs once on the setup's energies."""
+    if setup.joined:
+        bins, spacer = integrate_joined(model, params, setup.energies, setup.ngrid), 1
     else:
-        bins, spacer = integrate_bins(model, params, stack.energies, stack.ngrid), 0
+        bins, spacer = integrate_bins(model, params, setup.energies, setup.ngrid), 0
     fluxes = []
-    for block in stack.blocks:
+    for block in setup.blocks:
         width = block.nphot + spacer
         rows = bins[block.grid_start:block.grid_start + block.n_rows * width]
         fluxes.append(rows.reshape(block.n_rows, width)[:, :block.nphot])
@@ -78,10 +87,15 @@ def fold(
     return jnp.einsum("...p,...pg->...g", photon_flux, drm)
 
 
-def fold_block(
-    block: FoldBlock | BandedBlock, row_flux: Float[Array, "row nphot"]
-) -> Float[Array, " group"]:
-    """Count rate per group of one block from the photon flux on each row's grid."""
+def fold_block(block: Block, row_flux: Float[Array, "row nphot"],
+               location: tuple[Array, Array] | None = None) -> Float[Array, " group"]:
+    """Count rate per group of one block from the photon flux on each row's grid.
+
+    `location` is the ``(ra, dec)`` of a `DynamicBlock`'s unit (its response is evaluated
+    there); constant blocks ignore it.
+    """
+    if isinstance(block, DynamicBlock):
+        return block.grouped_drm(*location) @ row_flux[0]
     if isinstance(block, BandedBlock):
         flux = row_flux[0]
         rates = [flux[lo:hi] @ band for band, (lo, hi) in zip(block.bands, block.windows)]
@@ -91,3 +105,58 @@ def fold_block(
         flux = jnp.where(block.photon_mask, flux, 0.0)
     rate = fold(flux, block.drm).ravel()
     return rate if block.take is None else rate[block.take]
+
+
+class GroupFactors(NamedTuple):
+    """The data-layer factors of a setup's groups: `ts`, `tb` (efficiencies times `sf`, `bf`)
+    and `rf` ``(group,)``; `ra`, `dec` ``(unit,)``, the setup's order."""
+
+    ts: Float[Array, " group"]
+    tb: Float[Array, " group"]
+    rf: Float[Array, " group"]
+    ra: Float[Array, " unit"]
+    dec: Float[Array, " unit"]
+
+
+def group_factors(setup: FoldSetup, data_params: DataParams = None) -> GroupFactors:
+    """The data-layer factors every caller uses: from `data_params` where named there (arrays
+    ``(n_units,)`` in `Data` order), else the setup's own (the units' `Par` values)."""
+    given = {} if data_params is None else data_params
+    positions = jnp.asarray(setup.positions) if given else None
+
+    def unit_values(label):
+        return jnp.asarray(given[label])[positions] if label in given else None
+
+    sf, bf, rf = (unit_values(label) for label in ("sf", "bf", "rf"))
+    ra, dec = (getattr(setup, label) if label not in given else unit_values(label)
+               for label in ("ra", "dec"))
+    unit = setup.group_unit
+    return GroupFactors(
+        ts=setup.ts if sf is None else setup.src_efficiency[unit] * sf[unit],
+        tb=setup.tb if bf is None else setup.bkg_efficiency[unit] * bf[unit],
+        rf=setup.group_rf if rf is None else rf[unit], ra=ra, dec=dec)
+
+
+def model_rate(model: Model, params: Any, setup: FoldSetup,
+               factors: GroupFactors | None = None) -> Float[Array, " group"]:
+    """The model's count rate per group of `setup` [counts/s], the response factor applied:
+    the one fold path (likelihood, views, simulation and batch fits call it).
+
+    **Arguments:**
+
+    - `model`, `params`: the photon model and its parameters.
+    - `setup`: a `FoldSetup` (for the fit's groups, the rebinning grid or single channels).
+    - `factors`: `group_factors(setup, data_params)`; default: the setup's own.
+    """
+    factors = group_factors(setup) if factors is None else factors
+    rates = [fold_block(block, rows, _location(block, factors))
+             for block, rows in zip(setup.blocks, stack_fluxes(model, params, setup))]
+    rate = rates[0] if len(rates) == 1 else jnp.concatenate(rates)
+    return rate * factors.rf
+
+
+def _location(block: Block, factors: GroupFactors) -> tuple[Array, Array] | None:
+    if not isinstance(block, DynamicBlock):
+        return None
+    member = block.members[0]
+    return factors.ra[member], factors.dec[member]

@@ -37,8 +37,10 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from .data.data import Data
 from .data.spectrum import Background, Source
 from .data.unit import DataUnit
-from .fold import Model, fold, integrate_bins
+from .data.stack import FoldSetup, build_setup
+from .fold import Model, model_rate
 from .io import PHA, RMF, write_pha, write_pha2, write_rmf
+from .stats import STATISTICS, statistic
 
 __all__ = [
     "GAUSSIAN_BACKGROUND_STATS",
@@ -53,10 +55,11 @@ __all__ = [
     "write_fakeit",
 ]
 
-POISSON_BACKGROUND_STATS = ("cstat", "ppstat", "pstat")
-"""Statistics whose background is simulated with Poisson draws (written with POISSERR = T)."""
+POISSON_BACKGROUND_STATS = tuple(n for n, s in STATISTICS.items() if s.background == "poisson")
+"""Statistics whose background is simulated with Poisson draws (written with POISSERR = T);
+from the registry `stats.STATISTICS`."""
 
-GAUSSIAN_BACKGROUND_STATS = ("pgstat", "chi2", "gstat")
+GAUSSIAN_BACKGROUND_STATS = tuple(n for n, s in STATISTICS.items() if s.background == "gaussian")
 """Statistics whose background is simulated with Gaussian draws (written with STAT_ERR)."""
 
 CREATOR = "bayspec_jax.simulate.fakeit"
@@ -83,19 +86,22 @@ def _check_unit(unit: Any) -> None:
                          "simulate it")
 
 
-def _expected(model: Model, params: Any, egrid: Array, ngrid: int, drm: Array,
-              efficiency: Array) -> Array:
-    flux = integrate_bins(model, params, egrid, ngrid)
-    return fold(flux, drm) * efficiency
+def channel_setup(unit: DataUnit) -> FoldSetup:
+    """`unit`'s fold setup with every channel its own group (what `simulate` folds through)."""
+    return build_setup([unit], [0], view="channel")
+
+
+def _expected(model: Model, params: Any, setup: FoldSetup, efficiency: Array) -> Array:
+    return model_rate(model, params, setup) * efficiency
 
 
 def expected_counts(model: Model, params: Any, unit: DataUnit) -> Float[Array, " chan"]:
     """Expected source-model counts in every channel of `unit` (no grouping, no notice).
 
-    The model is integrated over the photon bins (`fold.integrate_bins` on `unit.egrid`), folded
-    through the ungrouped response ``unit.rsp.drm * rf`` and multiplied by the source exposure
-    times ``sf`` (`DataUnit.corr_src_efficiency`; ``sf`` and ``rf`` are the data-layer factors,
-    frozen at 1 by default), exactly as the likelihood does for grouped channels.
+    The model's count rate per channel comes from the likelihood's own path (`fold.model_rate`
+    on `channel_setup`: the response ``unit.rsp.drm * rf``), times the source exposure and
+    ``sf`` (`DataUnit.corr_src_efficiency`; ``sf`` and ``rf`` are the data-layer factors,
+    frozen at 1 by default).
 
     **Arguments:**
 
@@ -108,8 +114,7 @@ def expected_counts(model: Model, params: Any, unit: DataUnit) -> Float[Array, "
     Counts per channel, shape ``(chan,)``, for all of the response's channels.
     """
     _check_unit(unit)
-    return _expected(model, params, unit.egrid, unit.ngrid, unit.rsp.drm * unit.rsp.factor.value,
-                     unit.corr_src_efficiency)
+    return _expected(model, params, channel_setup(unit), unit.corr_src_efficiency)
 
 
 def background_truth(unit: DataUnit) -> Float[Array, " chan"]:
@@ -147,22 +152,22 @@ DRAW_CHUNK = 64
 def _background_kind(unit: DataUnit) -> int:
     if not unit.bkg_given:
         return _KIND_CODES["none"]
-    return _KIND_CODES["gaussian" if unit.stat in GAUSSIAN_BACKGROUND_STATS else "poisson"]
+    return _KIND_CODES[statistic(unit.stat).background]
 
 
 def _unit_inputs(unit: DataUnit) -> dict:
     """The arrays a draw needs: shapes, not the unit's settings, decide compilation."""
-    return dict(egrid=unit.egrid, drm=unit.rsp.drm * unit.rsp.factor.value,
-                efficiency=unit.corr_src_efficiency, truth=background_truth(unit),
-                scale=_source_region_scale(unit), errors=unit.bkg.errors)
+    return dict(setup=channel_setup(unit), efficiency=unit.corr_src_efficiency,
+                truth=background_truth(unit), scale=_source_region_scale(unit),
+                errors=unit.bkg.errors)
 
 
-def _means(model: Model, params: Any, egrid: Array, drm: Array, efficiency: Array,
-           truth: Array, scale: Array, errors: Array, *, ngrid: int) -> tuple[Array, Array, Array]:
+def _means(model: Model, params: Any, setup: FoldSetup, efficiency: Array,
+           truth: Array, scale: Array, errors: Array) -> tuple[Array, Array, Array]:
     """Source-region mean, background truth and background errors per channel."""
     dtype = jnp.result_type(float)
     truth = truth.astype(dtype)
-    mean = _expected(model, params, egrid, ngrid, drm, efficiency) + truth * scale
+    mean = _expected(model, params, setup, efficiency) + truth * scale
     errors = errors.astype(dtype)
     return mean.astype(dtype), truth, jnp.where(jnp.isfinite(errors), errors, 0.0)
 
@@ -208,13 +213,13 @@ def draw(key: PRNGKeyArray, model: Model, params: Any, unit: DataUnit) -> Draw:
         the background errors (non-finite errors taken as 0); zeros without a background file.
     """
     _check_unit(unit)
-    means = _means(model, params, **_unit_inputs(unit), ngrid=unit.ngrid)
+    means = _means(model, params, **_unit_inputs(unit))
     return _sample(key, *means, _background_kind(unit))
 
 
 @eqx.filter_jit
-def _draw_chunk(keys, model, params, inputs, ngrid, kind):
-    mean, truth, errors = _means(model, params, **inputs, ngrid=ngrid)
+def _draw_chunk(keys, model, params, inputs, kind):
+    mean, truth, errors = _means(model, params, **inputs)
     return jax.vmap(lambda k: _sample(k, mean, truth, errors, kind))(keys)
 
 
@@ -239,7 +244,7 @@ def _draws_from_keys(keys: Array, model: Model, params: Any, unit: DataUnit) -> 
     padded = jnp.concatenate([keys, jnp.repeat(keys[-1:], pad, axis=0)]) if pad else keys
     inputs, kind = _unit_inputs(unit), jnp.asarray(_background_kind(unit))
     params = _as_arrays(params)
-    chunks = [_draw_chunk(padded[i:i + DRAW_CHUNK], model, params, inputs, unit.ngrid, kind)
+    chunks = [_draw_chunk(padded[i:i + DRAW_CHUNK], model, params, inputs, kind)
               for i in range(0, padded.shape[0], DRAW_CHUNK)]
     return Draw(*(jnp.concatenate([c[j] for c in chunks])[:n] for j in range(2)))
 
@@ -324,7 +329,7 @@ def _fake_unit(unit: DataUnit, src_counts: np.ndarray, bkg_counts: np.ndarray,
     if unit.bkg_given:
         bkg = unit.bkg
         bkg_counts = np.asarray(bkg_counts, dtype=np.float64)
-        gaussian = unit.stat in GAUSSIAN_BACKGROUND_STATS
+        gaussian = statistic(unit.stat).background == "gaussian"
         errors = np.asarray(bkg.errors, dtype=np.float64) if gaussian else np.sqrt(bkg_counts)
         background = Background(bkg_counts, errors, bkg.exposure, quality=bkg.quality,
                                 grouping=bkg.grouping, backscale=bkg.backscale,

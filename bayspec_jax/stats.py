@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -348,31 +349,71 @@ def gstat(S, B, m, ts, tb, sigma_S, sigma_B) -> Result:
 
 chi2 = gstat
 
-STATISTICS: dict[str, Callable[..., Result]] = {
-    "pgstat": pgstat,
-    "cstat": wstat,
-    "ppstat": wstat,
-    "pstat": pstat,
-    "chi2": gstat,
-    "gstat": gstat,
-}
-"""Statistic name -> per-bin function. ``cstat``/``ppstat`` use `cash` when a unit has no
-background (see `pointwise`)."""
+class Statistic(NamedTuple):
+    """One entry of the registry of statistics (the model: optax's ``GradientTransformation``,
+    a named tuple of functions and facts).
+
+    **Fields:**
+
+    - `name`: the name a unit is given (``stat="pgstat"``).
+    - `per_bin`: ``(S, B, m, ts, tb, sigma_S, sigma_B) -> (loglike, sign)`` per bin.
+    - `background`: how the background counts are distributed, ``"poisson"`` or
+        ``"gaussian"``: grouping measures significance with Li & Ma or with a Gaussian
+        background, `simulate` draws backgrounds so, and a Gaussian background keeps its file's
+        errors.
+    - `uses_background`: whether the likelihood reads the background at all (`pstat` does not).
+    - `profiled`: whether the background rate is a profiled nuisance parameter (PGSTAT,
+        W-stat); only these give significance-based upper limits.
+    - `needs_errors`: whether every group needs a non-zero error (the Gaussian statistics).
+    - `without_background`: the per-bin function for a unit with no background file, or `None`
+        for `per_bin` itself (W-stat falls back to Cash, as XSPEC does).
+    """
+
+    name: str
+    per_bin: Callable[..., Result]
+    background: str
+    uses_background: bool = True
+    profiled: bool = False
+    needs_errors: bool = False
+    without_background: Callable[..., Result] | None = None
+
+
+def _registry(*entries: Statistic) -> dict[str, Statistic]:
+    return {entry.name: entry for entry in entries}
+
+
+STATISTICS: dict[str, Statistic] = _registry(
+    Statistic("pgstat", pgstat, "gaussian", profiled=True),
+    Statistic("wstat", wstat, "poisson", profiled=True, without_background=cash),
+    Statistic("cstat", wstat, "poisson", profiled=True, without_background=cash),
+    Statistic("ppstat", wstat, "poisson", profiled=True, without_background=cash),
+    Statistic("pstat", pstat, "poisson", uses_background=False),
+    Statistic("chi2", gstat, "gaussian", needs_errors=True),
+    Statistic("gstat", gstat, "gaussian", needs_errors=True),
+)
+"""Every statistic by name. ``wstat`` is XSPEC's name for the W-statistic; ``cstat`` and
+``ppstat`` are bayspec's names for the same. Adding a statistic is one entry here."""
+
+
+def statistic(name: str) -> Statistic:
+    """The registry entry of statistic `name` (a clear `ValueError` for an unknown name)."""
+    if not isinstance(name, str) or name not in STATISTICS:
+        raise ValueError(f"unknown statistic {name!r}; choose one of {list(STATISTICS)}")
+    return STATISTICS[name]
 
 
 def per_bin(stat: str, S, B, m, ts, tb, sigma_S, sigma_B, has_background=True) -> Result:
     """``(loglike, sign)`` per bin for statistic `stat`, for a finite model `m`.
 
-    For ``cstat``/``ppstat``, a bin without a background file (`has_background` False) uses the
-    Cash statistic, as XSPEC does.
+    Bins without a background file (`has_background` False: a bool or a per-bin mask) use the
+    entry's `without_background` function where it has one (Cash for W-stat, as XSPEC).
     """
-    if stat not in STATISTICS:
-        raise ValueError(f"unknown statistic {stat!r}; choose one of {list(STATISTICS)}")
-    loglike, sign = STATISTICS[stat](S, B, m, ts, tb, sigma_S, sigma_B)
-    if stat in ("cstat", "ppstat"):
-        cash_loglike, cash_sign = cash(S, B, m, ts, tb, sigma_S, sigma_B)
-        loglike = jnp.where(has_background, loglike, cash_loglike)
-        sign = jnp.where(has_background, sign, cash_sign)
+    entry = statistic(stat)
+    loglike, sign = entry.per_bin(S, B, m, ts, tb, sigma_S, sigma_B)
+    if entry.without_background is not None and has_background is not True:
+        alone_loglike, alone_sign = entry.without_background(S, B, m, ts, tb, sigma_S, sigma_B)
+        loglike = jnp.where(has_background, loglike, alone_loglike)
+        sign = jnp.where(has_background, sign, alone_sign)
     return loglike, sign
 
 

@@ -22,7 +22,7 @@ from jaxtyping import Array, ArrayLike, Float
 from . import likelihood
 from .data.data import Data
 from .data.unit import DataUnit
-from .fold import Model, fold, integrate_bins
+from .fold import Model
 
 ERG_PER_KEV = 1.60218e-9
 """keV -> erg, the constant bayspec uses in ``flxspec`` and ``ergspec``."""
@@ -139,12 +139,7 @@ def conv_re_ctsrate(model: Model, params: Any, data: Data,
                     data_params: likelihood.DataParams = None) -> list[Float[Array, " rebin"]]:
     """The model count rate of each rebinning group [counts/s], one array per unit."""
     _check(model, data, data_params)
-    rates = []
-    for position, unit in enumerate(data.units):
-        flux = integrate_bins(model, params, unit.egrid, unit.ngrid)
-        rf = _factor(unit, position, data_params, "rf")
-        rates.append(fold(flux, unit.rsp_re_drm) * rf)
-    return rates
+    return likelihood.unit_rates(model, params, data, data_params, view="rebin")
 
 
 def conv_re_ctsspec(model: Model, params: Any, data: Data,

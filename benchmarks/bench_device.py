@@ -20,10 +20,11 @@ What runs, on each device (the accelerator first, then the host CPU through XLA'
   predicts more than `--max-fit-s` seconds.
 
 On a machine without an accelerator only the CPU rows are measured. Timing uses the peer
-harness's helpers (../shared/peers-bench/peers_bench_common.py): steady times are medians over
-calls cycling through four parameter vectors (every call blocked until ready), as many calls as
-fit in about `--budget` seconds, after two warm-up calls. It prints the tables and writes
-``benchmarks/DEVICE.md`` (or `--out`) with the command, the machine and the versions.
+harness's helpers (../shared/peers-bench/peers_bench_common.py, through `harness.py`): steady
+times are medians over calls cycling through four parameter vectors (every call blocked until
+ready), as many calls as fit in about `--budget` seconds, after two warm-up calls. It prints
+the tables and writes ``benchmarks/DEVICE.md`` (or `--out`) with the command, the machine and
+the versions.
 """
 
 from __future__ import annotations
@@ -35,26 +36,19 @@ import platform
 import sys
 import time
 
-import jax
+import harness
+from harness import HERE, REPO
+from workloads import DATA_DIR, REF_LOGLIKE, THETA0, joint_copies, joint_units, loglike_arrays
 
-jax.config.update("jax_enable_x64", True)
+harness.peer_timing()  # float64, no compilation cache
+import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-sys.path[:0] = [REPO, HERE]
-
+sys.path.insert(0, REPO)
 import bayspec_jax as bj  # noqa: E402
 from bayspec_jax import infer, models, simulate  # noqa: E402
 from bayspec_jax.likelihood import loglike  # noqa: E402
-from bench_loglike import (  # noqa: E402  the JOINT workload, defined once
-    DEFAULT_DATA_DIR, DEFAULT_PEERS_DIR, REF_LOGLIKE, THETA0, _import_path, checkout_commit,
-    joint_copies, joint_units)
-
-# The peer harness's timing helpers (`time_first`, `time_steady`), as the other benchmarks use.
-common = _import_path("peers_bench_common",
-                      os.path.join(DEFAULT_PEERS_DIR, "peers_bench_common.py"))
 
 FIT_PARAMS = {"alpha": bj.Par(-1.0, bj.unif(-8, 4)), "log_ec": bj.Par(2.0, bj.unif(0, 4)),
               "log_a": bj.Par(0.0, bj.unif(-10, 10))}
@@ -62,7 +56,7 @@ FIT_PARAMS = {"alpha": bj.Par(-1.0, bj.unif(-8, 4)), "log_ec": bj.Par(2.0, bj.un
 
 def steady_s(fn, arg_list, budget: float, min_calls: int = 5) -> float:
     """Median seconds per call, cycling through `arg_list`, after two warm-up calls."""
-    return common.time_steady(fn, arg_list, min_calls=min_calls, budget_s=budget, warmup=2)[0]
+    return harness.steady_s(fn, arg_list, budget, min_calls=min_calls, warmup=2)
 
 
 def precision(dtype: str):
@@ -86,62 +80,73 @@ def as_dtype(tree, dtype: str):
     return jax.tree.map(cast, tree)
 
 
-def run_device(device, args, stacks_by_k, template, spectra, rng) -> dict:
+def ll(theta, *arrays):
+    return loglike(models.cpl, theta, *arrays)
+
+
+def time_copies(rows: dict, label: str, dtype: str, k: int, thetas: list,
+                budget: float) -> None:
+    """Compile and steady time of value and value+grad at K copies; the check at K=1."""
+    f_value = jax.jit(ll)
+    f_vg = jax.jit(jax.value_and_grad(ll))
+    value_first, value = harness.time_first(f_value, *thetas[0])
+    vg_first, (_, grad) = harness.time_first(f_vg, *thetas[0])
+    if k == 1:
+        rows["check"].append(
+            (label, dtype, float(value), abs(float(value) - REF_LOGLIKE) / abs(REF_LOGLIKE),
+             bool(np.all(np.isfinite(np.asarray(grad))))))
+    rows["copies"].append((label, dtype, k, value_first, steady_s(f_value, thetas, budget),
+                           vg_first, steady_s(f_vg, thetas, budget)))
+    print(f"{label} {dtype} K={k}: {rows['copies'][-1][3:]}", flush=True)
+
+
+def time_vmap(rows: dict, label: str, k: int, arrays: tuple, args, rng) -> None:
+    """Value+grad under `jax.vmap` over each batch size, per parameter set."""
+    in_axes = (0,) + (None,) * len(arrays)
+    f_batch = jax.jit(jax.vmap(jax.value_and_grad(ll), in_axes=in_axes))
+    for b in args.batches:
+        batch = np.asarray(THETA0) + rng.normal(0, 0.01, (b, 3))
+        batch_args = [(jnp.asarray(batch * s), *arrays) for s in (1, 1 + 1e-9)]
+        first, _ = harness.time_first(f_batch, *batch_args[0])
+        rows["vmap"].append((label, k, b, first, steady_s(
+            f_batch, batch_args, args.budget, min_calls=3) / b))
+        print(f"{label} vmap K={k} B={b}: {rows['vmap'][-1][3:]}", flush=True)
+
+
+def time_fits(rows: dict, device, label: str, args, template, spectra) -> None:
+    """Batch fits of each number of spectra: first call, second call, convergence."""
+    per_spectrum = None
+    for n in args.spectra:
+        if (device.platform == "cpu" and per_spectrum is not None
+                and per_spectrum * n > args.max_fit_s):
+            rows["fit"].append((label, n, None, None, None, per_spectrum * n))
+            continue
+        src_a, bkg_a, src_b, bkg_b = spectra[n]
+        first, _ = harness.time_first(lambda s, b: infer.batch_maximum_likelihood(
+            models.cpl, FIT_PARAMS, template, s, b).best, src_a, bkg_a)
+        t0 = time.perf_counter()
+        result = infer.batch_maximum_likelihood(models.cpl, FIT_PARAMS, template, src_b, bkg_b)
+        second = time.perf_counter() - t0
+        per_spectrum = second / n
+        rows["fit"].append((label, n, first, second, float(np.mean(result.converged)), None))
+        print(f"{label} fit N={n}: first {first:.2f} s, second {second:.2f} s", flush=True)
+
+
+def run_device(device, args, arrays_by_k, template, spectra, rng) -> dict:
     """Every measurement on one device; returns rows of the tables."""
     label = device_label(device)
     rows = {"check": [], "copies": [], "vmap": [], "fit": []}
-    thetas64 = [np.asarray(THETA0)] + [np.asarray(THETA0) + rng.normal(0, 1e-4, 3)
-                                       for _ in range(3)]
-
-    def ll(theta, stacks):
-        return loglike(models.cpl, theta, stacks)
-
+    thetas64 = harness.parameter_cycle(THETA0, rng)
     with jax.default_device(device):
         for dtype in ("float64", "float32"):
             with precision(dtype):
-                for k, host_stacks in stacks_by_k.items():
-                    stacks = jax.device_put(as_dtype(host_stacks, dtype), device)
-                    thetas = [(jnp.asarray(t, dtype=dtype), stacks) for t in thetas64]
-                    f_value = jax.jit(ll)
-                    f_vg = jax.jit(jax.value_and_grad(ll))
-                    value_first, value = common.time_first(f_value, *thetas[0])
-                    vg_first, (_, grad) = common.time_first(f_vg, *thetas[0])
-                    if k == 1:
-                        rows["check"].append(
-                            (label, dtype, float(value), abs(float(value) - REF_LOGLIKE)
-                             / abs(REF_LOGLIKE), bool(np.all(np.isfinite(np.asarray(grad))))))
-                    rows["copies"].append((
-                        label, dtype, k, value_first, steady_s(f_value, thetas, args.budget),
-                        vg_first, steady_s(f_vg, thetas, args.budget)))
-                    print(f"{label} {dtype} K={k}: {rows['copies'][-1][3:]}", flush=True)
+                for k, host_arrays in arrays_by_k.items():
+                    arrays = jax.device_put(as_dtype(host_arrays, dtype), device)
+                    thetas = [(jnp.asarray(t, dtype=dtype), *arrays) for t in thetas64]
+                    time_copies(rows, label, dtype, k, thetas, args.budget)
                     if dtype == "float64" and k in args.vmap_ks:
-                        f_batch = jax.jit(jax.vmap(jax.value_and_grad(ll), in_axes=(0, None)))
-                        for b in args.batches:
-                            batch = np.asarray(THETA0) + rng.normal(0, 0.01, (b, 3))
-                            batch_args = [(jnp.asarray(batch * s), stacks) for s in (1, 1 + 1e-9)]
-                            first, _ = common.time_first(f_batch, *batch_args[0])
-                            rows["vmap"].append((label, k, b, first, steady_s(
-                                f_batch, batch_args, args.budget, min_calls=3) / b))
-                            print(f"{label} vmap K={k} B={b}: {rows['vmap'][-1][3:]}",
-                                  flush=True)
-
-        per_spectrum = None
-        for n in args.spectra:
-            if (device.platform == "cpu" and per_spectrum is not None
-                    and per_spectrum * n > args.max_fit_s):
-                rows["fit"].append((label, n, None, None, None, per_spectrum * n))
-                continue
-            src_a, bkg_a, src_b, bkg_b = spectra[n]
-            first, _ = common.time_first(lambda s, b: infer.batch_maximum_likelihood(
-                models.cpl, FIT_PARAMS, template, s, b).best, src_a, bkg_a)
-            t0 = time.perf_counter()
-            result = infer.batch_maximum_likelihood(models.cpl, FIT_PARAMS, template, src_b,
-                                                    bkg_b)
-            second = time.perf_counter() - t0
-            per_spectrum = second / n
-            rows["fit"].append((label, n, first, second, float(np.mean(result.converged)),
-                                None))
-            print(f"{label} fit N={n}: first {first:.2f} s, second {second:.2f} s", flush=True)
+                        time_vmap(rows, label, k, arrays, args, rng)
+        time_fits(rows, device, label, args, template, spectra)
     return rows
 
 
@@ -157,62 +162,60 @@ def simulated(n: int, pairs: list, seed: int) -> tuple:
     return tuple(out)
 
 
+def fit_cells(d, n, first, second, conv, predicted) -> list:
+    if first is None:
+        return [d, n, f"skipped (predicted {predicted:.0f} s)", "", "", ""]
+    return [d, n, f"{first:.2f}", f"{second:.2f}", f"{second / n * 1e3:.3f}", f"{conv:.3f}"]
+
+
 def render(rows: dict, args, wall: float) -> str:
-    commit = checkout_commit()
+    m = harness.machine_info()
     devices = ", ".join(f"{d.platform}: {getattr(d, 'device_kind', '?')}" for d in jax.devices())
     lines = [
-        "# The JOINT log-likelihood and batch fits, per device",
-        "",
-        "Written by `benchmarks/bench_device.py`; rerun it to refresh this file.",
-        "",
-        f"Command: `{' '.join(['python3 benchmarks/bench_device.py', *args.argv])}` "
+        *harness.report_header("The JOINT log-likelihood and batch fits, per device",
+                               "bench_device.py"),
+        f"Command: `{harness.command_line('bench_device.py', args.argv)}` "
         f"({wall / 60:.1f} min; steady times are medians over about {args.budget} s of calls). "
-        f"Code: bayspec_jax at commit {commit}.",
+        f"Code: bayspec_jax at commit {harness.checkout_commit()}.",
         "",
-        f"Machine: {os.cpu_count()} CPUs, {platform.platform()}; devices {devices}; python "
+        f"Machine: {m['cpu_count']} CPUs, {m['platform']}; devices {devices}; python "
         f"{platform.python_version()}, jax {jax.__version__}, numpy {np.__version__}.",
         "",
         "## Check: JOINT at bayspec's parameters",
         "",
-        "| device | dtype | loglike | relative error vs -209.82250450302072 | gradient finite |",
-        "|---|---|---|---|---|",
-        *(f"| {d} | {t} | {v:.14g} | {e:.1e} | {g} |" for d, t, v, e, g in rows["check"]),
+        *harness.table_lines(
+            ("device", "dtype", "loglike", "relative error vs -209.82250450302072",
+             "gradient finite"),
+            ([d, t, f"{v:.14g}", f"{e:.1e}", g] for d, t, v, e, g in rows["check"])),
         "",
         "## K copies of JOINT (2K units): compile and steady time",
         "",
-        "| device | dtype | K | value compile s | value us | value+grad compile s | "
-        "value+grad us |",
-        "|---|---|---|---|---|---|---|",
-        *(f"| {d} | {t} | {k} | {vf:.2f} | {vs * 1e6:.1f} | {gf:.2f} | {gs * 1e6:.1f} |"
-          for d, t, k, vf, vs, gf, gs in rows["copies"]),
+        *harness.table_lines(
+            ("device", "dtype", "K", "value compile s", "value us", "value+grad compile s",
+             "value+grad us"),
+            ([d, t, k, f"{vf:.2f}", f"{vs * 1e6:.1f}", f"{gf:.2f}", f"{gs * 1e6:.1f}"]
+             for d, t, k, vf, vs, gf, gs in rows["copies"])),
         "",
         "## vmap: value+grad over B parameter sets (float64)",
         "",
-        "| device | K | B | compile s | us per set |",
-        "|---|---|---|---|---|",
-        *(f"| {d} | {k} | {b} | {f:.2f} | {s * 1e6:.2f} |" for d, k, b, f, s in rows["vmap"]),
+        *harness.table_lines(("device", "K", "B", "compile s", "us per set"),
+                             ([d, k, b, f"{f:.2f}", f"{s * 1e6:.2f}"]
+                              for d, k, b, f, s in rows["vmap"])),
         "",
         "## Batch maximum-likelihood fits of N simulated JOINT spectra (float64)",
         "",
         "`infer.batch_maximum_likelihood` (optimistix BFGS, autodiff Hessian, one jitted vmap). "
         "`first`: compile + fit; `second`: other spectra of the same shape, no compile.",
         "",
-        "| device | N | first s | second s | ms per spectrum | converged |",
-        "|---|---|---|---|---|---|",
+        *harness.table_lines(("device", "N", "first s", "second s", "ms per spectrum",
+                              "converged"), (fit_cells(*row) for row in rows["fit"])),
     ]
-    for d, n, first, second, conv, predicted in rows["fit"]:
-        if first is None:
-            lines.append(f"| {d} | {n} | skipped (predicted {predicted:.0f} s) | | | |")
-        else:
-            lines.append(f"| {d} | {n} | {first:.2f} | {second:.2f} | "
-                         f"{second / n * 1e3:.3f} | {conv:.3f} |")
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
+def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    parser.add_argument("--data-dir", default=DATA_DIR)
     parser.add_argument("--ks", default="1,4,16,64")
     parser.add_argument("--vmap-ks", default="1,16")
     parser.add_argument("--batches", default="256,4096")
@@ -227,11 +230,16 @@ def main(argv=None) -> None:
         args.ks, args.vmap_ks, args.batches, args.spectra, args.budget = "1,4", "1", "64", "32", 0.1
     args.ks, args.vmap_ks, args.batches, args.spectra = (
         [int(x) for x in s.split(",")] for s in (args.ks, args.vmap_ks, args.batches, args.spectra))
+    return args
+
+
+def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
     t_start = time.perf_counter()
     rng = np.random.default_rng(0)
     base = joint_units(args.data_dir)
-    stacks_by_k = {k: bj.Data(joint_copies(base, k) if k > 1 else base).stacked
-                   for k in args.ks}
+    arrays_by_k = {k: loglike_arrays(bj.Data(joint_copies(base, k))) for k in args.ks}
     template = bj.Data(base)
     spectra = {n: simulated(n, base, seed=n) for n in args.spectra}
     print(f"built in {time.perf_counter() - t_start:.1f} s", flush=True)
@@ -239,7 +247,7 @@ def main(argv=None) -> None:
     devices = [d for d in jax.devices() if d.platform != "cpu"] + [cpu]
     rows = {"check": [], "copies": [], "vmap": [], "fit": []}
     for device in devices:
-        for key, value in run_device(device, args, stacks_by_k, template, spectra, rng).items():
+        for key, value in run_device(device, args, arrays_by_k, template, spectra, rng).items():
             rows[key] += value
         text = render(rows, args, time.perf_counter() - t_start)
         with open(args.out, "w") as handle:  # after each device, in case a later one fails

@@ -28,27 +28,25 @@ import platform
 import sys
 import time
 
-import jax
+import harness
+from harness import HERE, REPO
+from workloads import DATA_DIR, PERTURBATION, THETA0, joint_copies, joint_units
 
-jax.config.update("jax_enable_x64", True)
+harness.peer_timing()  # float64, no compilation cache
+import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from jax.experimental import sparse as jsparse  # noqa: E402
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-sys.path[:0] = [REPO, HERE]
-
+sys.path.insert(0, REPO)
 import bayspec_jax as bj  # noqa: E402
 from bayspec_jax import models  # noqa: E402
 from bayspec_jax.data import stack as stack_module  # noqa: E402
 from bayspec_jax.fold import fold_block  # noqa: E402
 from bayspec_jax.likelihood import make_loglike  # noqa: E402
-from bench_loglike import (  # noqa: E402  the JOINT workload, defined once
-    DEFAULT_DATA_DIR, DEFAULT_PEERS_DIR, PERTURBATION, THETA0, _import_path, checkout_commit,
-    joint_copies, joint_units)
 
 XRAY_PARAMS = (-1.6, 2.0, -2.0)  # cpl for 3C 273
+BUILDS = {"plan": None, "plain": None, "bands 2": 2, "bands 4": 4, "bands 8": 8}
 
 
 def cases(data_dir: str, copies: int) -> dict[str, tuple[list, tuple]]:
@@ -80,7 +78,8 @@ def cases(data_dir: str, copies: int) -> dict[str, tuple[list, tuple]]:
 
 @contextlib.contextmanager
 def forced(n_bands: int | None):
-    """Build `Data` with the plain product (`None`) or exactly `n_bands` bands."""
+    """Build `Data` with the plain product (`None`) or exactly `n_bands` bands (the band plan's
+    knobs in `data.stack`)."""
     saved = (stack_module.MAX_BANDS, stack_module.BAND_OVERHEAD, stack_module.MIN_BAND_SAVING)
     if n_bands is None:
         stack_module.MIN_BAND_SAVING = np.inf
@@ -93,28 +92,27 @@ def forced(n_bands: int | None):
         stack_module.MAX_BANDS, stack_module.BAND_OVERHEAD, stack_module.MIN_BAND_SAVING = saved
 
 
-def describe(data) -> str:
-    parts = []
-    for stack in data.stacked:
-        for block in stack.blocks:
-            if isinstance(block, stack_module.BandedBlock):
-                dense = block.nphot * block.take.shape[0]
-                parts.append(f"{len(block.bands)} bands ({block.n_stored / dense:.0%} of "
-                             f"{block.nphot}x{block.take.shape[0]})")
-            else:
-                parts.append("plain " + "x".join(str(d) for d in block.drm.shape[1:]))
-    return "; ".join(parts)
-
-
-def dense_drms(data) -> list[np.ndarray]:
-    """Each wide block's DRM ``(nphot, column)`` as the plain product would store it."""
+def fold_blocks(data) -> list[tuple[str, np.ndarray, object]]:
+    """Each fold block of `data`: ``(description, DRM (nphot, column) as the plain product
+    would store it, the block if banded else None)``. The one function here that reads the
+    stacked form (`data.stacked` and its blocks' fields)."""
     out = []
     for stack in data.stacked:
         for block in stack.blocks:
-            drm = block.dense()[0] if isinstance(block, stack_module.BandedBlock) else (
-                block.drm[0] if block.take is None else block.drm[0][:, block.take])
-            out.append(np.asarray(drm))
+            if isinstance(block, stack_module.BandedBlock):
+                columns = block.take.shape[0]
+                stored = block.n_stored / (block.nphot * columns)
+                out.append((f"{len(block.bands)} bands ({stored:.0%} of {block.nphot}x{columns})",
+                            np.asarray(block.dense()[0]), block))
+            else:
+                drm = block.drm[0] if block.take is None else block.drm[0][:, block.take]
+                out.append(("plain " + "x".join(str(d) for d in block.drm.shape[1:]),
+                            np.asarray(drm), None))
     return out
+
+
+def describe(data) -> str:
+    return "; ".join(text for text, _, _ in fold_blocks(data))
 
 
 def fold_variants(drms: list[np.ndarray], banded: list) -> dict:
@@ -149,90 +147,89 @@ def fold_variants(drms: list[np.ndarray], banded: list) -> dict:
     return variants
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
-    parser.add_argument("--copies", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per case")
-    parser.add_argument("--budget", type=float, default=0.3, help="seconds per timing")
-    parser.add_argument("--quick", action="store_true", help="2 rounds, 0.05 s budgets")
-    parser.add_argument("--out", default=os.path.join(HERE, "FOLD.md"))
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.rounds, args.budget = 2, 0.05
-    common = _import_path("peers_bench_common",
-                          os.path.join(DEFAULT_PEERS_DIR, "peers_bench_common.py"))
-    t_start = time.perf_counter()
-    rng = np.random.default_rng(0)
-    lines = []
-    summary = []
-
-    def steady_us(fn, arg_list):
-        return common.time_steady(fn, arg_list, min_calls=20, budget_s=args.budget,
-                                  warmup=3)[0] * 1e6
-
-    for name, (pairs, params) in cases(args.data_dir, args.copies).items():
-        theta0 = jnp.asarray(params)
-        thetas = [(theta0 + jnp.asarray(rng.normal(0, 1e-4, 3)),) for _ in range(4)]
-        builds = {"plan": None, "plain": None, "bands 2": 2, "bands 4": 4, "bands 8": 8}
-        datas = {}
-        for label, n in builds.items():
-            if label == "plan":
+def build_datas(pairs: list) -> dict:
+    """``label -> Data`` for every entry of `BUILDS`."""
+    datas = {}
+    for label, n in BUILDS.items():
+        if label == "plan":
+            datas[label] = bj.Data(pairs)
+        else:
+            with forced(n):
                 datas[label] = bj.Data(pairs)
-            else:
-                with forced(n):
-                    datas[label] = bj.Data(pairs)
-        functions = {label: (make_loglike(models.cpl, d), make_loglike(models.cpl, d, grad=True))
-                     for label, d in datas.items()}
-        values = {label: float(f(theta0)) for label, (f, _) in functions.items()}
-        spread = max(abs(v - values["plain"]) for v in values.values()) / abs(values["plain"])
+    return datas
 
-        drms = dense_drms(datas["plain"])
-        banded = [b if isinstance(b, stack_module.BandedBlock) else None
-                  for s in datas["plan"].stacked for b in s.blocks]
-        folds = fold_variants(drms, banded)
-        fluxes = [[jnp.asarray(rng.random(d.shape[0])) for d in drms] for _ in range(2)]
-        fold_fns = {label: (jax.jit(jax.value_and_grad(fn)), op)
-                    for label, (fn, op) in folds.items()}
 
-        timings: dict[str, list] = {}
-        for _ in range(args.rounds):
-            for label, (f_value, f_vg) in functions.items():
-                timings.setdefault(label, []).append(
-                    (steady_us(f_value, thetas), steady_us(f_vg, thetas)))
-            for label, (fn, op) in fold_fns.items():
-                timings.setdefault("fold: " + label, []).append(
-                    (None, steady_us(fn, [(f, op) for f in fluxes])))
-        shapes = {label: describe(d) for label, d in datas.items()}
-        lines.append(f"\n### {name}\n")
-        lines.append(f"`Data` builds: {shapes['plan']}. Log-likelihood {values['plan']:.10g}; "
-                     f"largest relative difference between the variants {spread:.1e}.\n")
-        lines.append("| variant | blocks | value us | value+grad us |")
-        lines.append("|---|---|---|---|")
-        for label, rows in timings.items():
-            value = "-" if rows[0][0] is None else f"{np.median([r[0] for r in rows]):.1f}"
-            vg = np.median([r[1] for r in rows])
-            lines.append(f"| {label} | {shapes.get(label, 'fold only')} | {value} | {vg:.1f} |")
-        print("\n".join(lines[-(len(timings) + 4):]), flush=True)
-        plan_vg, plain_vg = (np.median([r[1] for r in timings[k]]) for k in ("plan", "plain"))
-        same = ("; the same blocks as plain: the ratio is run-to-run noise"
-                if shapes["plan"] == shapes["plain"] else "")
-        summary.append(f"- {name}: {shapes['plan']}; value+grad plain {plain_vg:.0f} us, plan "
-                       f"{plan_vg:.0f} us ({plain_vg / plan_vg:.2f}x{same})")
+def time_rounds(functions: dict, fold_fns: dict, thetas: list, fluxes: list, args) -> dict:
+    """``label -> [(value us or None, value+grad us) per round]``, variants interleaved."""
+    def steady_us(fn, arg_list):
+        return harness.steady_s(fn, arg_list, args.budget, min_calls=20, warmup=3) * 1e6
 
-    wall = time.perf_counter() - t_start
-    commit = checkout_commit()
-    header = [
-        "# Fold operators: plain product, bands, sparse forms",
-        "",
-        "Written by `benchmarks/bench_fold.py`; rerun it to refresh this file.",
-        "",
-        f"Command: `python3 benchmarks/bench_fold.py{' --quick' if args.quick else ''}` "
+    timings: dict[str, list] = {}
+    for _ in range(args.rounds):
+        for label, (f_value, f_vg) in functions.items():
+            timings.setdefault(label, []).append(
+                (steady_us(f_value, thetas), steady_us(f_vg, thetas)))
+        for label, (fn, op) in fold_fns.items():
+            timings.setdefault("fold: " + label, []).append(
+                (None, steady_us(fn, [(f, op) for f in fluxes])))
+    return timings
+
+
+def case_lines(name: str, shapes: dict, value: float, spread: float, timings: dict) -> list:
+    """The case's section of the report: what `Data` builds and the table."""
+    rows = []
+    for label, per_round in timings.items():
+        value_us = ("-" if per_round[0][0] is None
+                    else f"{np.median([r[0] for r in per_round]):.1f}")
+        vg_us = np.median([r[1] for r in per_round])
+        rows.append([label, shapes.get(label, "fold only"), value_us, f"{vg_us:.1f}"])
+    return [f"\n### {name}\n",
+            f"`Data` builds: {shapes['plan']}. Log-likelihood {value:.10g}; "
+            f"largest relative difference between the variants {spread:.1e}.\n",
+            *harness.table_lines(("variant", "blocks", "value us", "value+grad us"), rows)]
+
+
+def summary_line(name: str, shapes: dict, timings: dict) -> str:
+    plan_vg, plain_vg = (np.median([r[1] for r in timings[k]]) for k in ("plan", "plain"))
+    same = ("; the same blocks as plain: the ratio is run-to-run noise"
+            if shapes["plan"] == shapes["plain"] else "")
+    return (f"- {name}: {shapes['plan']}; value+grad plain {plain_vg:.0f} us, plan "
+            f"{plan_vg:.0f} us ({plain_vg / plan_vg:.2f}x{same})")
+
+
+def measure_case(name: str, pairs: list, params: tuple, args, rng) -> tuple[list, str]:
+    """Every variant of one case, timed; its report lines and its summary line."""
+    theta0 = jnp.asarray(params)
+    thetas = [(theta0 + jnp.asarray(rng.normal(0, 1e-4, 3)),) for _ in range(4)]
+    datas = build_datas(pairs)
+    functions = {label: (make_loglike(models.cpl, d), make_loglike(models.cpl, d, grad=True))
+                 for label, d in datas.items()}
+    values = {label: float(f(theta0)) for label, (f, _) in functions.items()}
+    spread = max(abs(v - values["plain"]) for v in values.values()) / abs(values["plain"])
+
+    drms = [drm for _, drm, _ in fold_blocks(datas["plain"])]
+    banded = [block for _, _, block in fold_blocks(datas["plan"])]
+    fold_fns = {label: (jax.jit(jax.value_and_grad(fn)), op)
+                for label, (fn, op) in fold_variants(drms, banded).items()}
+    fluxes = [[jnp.asarray(rng.random(d.shape[0])) for d in drms] for _ in range(2)]
+
+    timings = time_rounds(functions, fold_fns, thetas, fluxes, args)
+    shapes = {label: describe(d) for label, d in datas.items()}
+    return (case_lines(name, shapes, values["plan"], spread, timings),
+            summary_line(name, shapes, timings))
+
+
+def header_lines(argv: list, args, wall: float, summary: list) -> list:
+    m = harness.machine_info()
+    return [
+        *harness.report_header("Fold operators: plain product, bands, sparse forms",
+                               "bench_fold.py"),
+        f"Command: `{harness.command_line('bench_fold.py', argv)}` "
         f"({args.rounds} interleaved rounds, {args.budget} s per timing, median over rounds; "
-        f"{wall / 60:.1f} min). Code: bayspec_jax at commit {commit}.",
+        f"{wall / 60:.1f} min). Code: bayspec_jax at commit {harness.checkout_commit()}.",
         "",
-        f"Machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
-        f"{platform.platform()}; python {platform.python_version()}, jax {jax.__version__}, "
+        f"Machine: {m['cpu_count']} CPUs, {m['processor']}, "
+        f"{m['platform']}; python {platform.python_version()}, jax {jax.__version__}, "
         f"numpy {np.__version__}; CPU, float64.",
         "",
         "`plan` is what `Data` builds (`data.stack.band_plan`); `plain` forces one product per "
@@ -245,8 +242,30 @@ def main(argv=None) -> None:
         "",
         "## By case",
     ]
-    with open(args.out, "w") as handle:
-        handle.write("\n".join(header + lines) + "\n")
+
+
+def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=DATA_DIR)
+    parser.add_argument("--copies", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per case")
+    parser.add_argument("--budget", type=float, default=0.3, help="seconds per timing")
+    parser.add_argument("--quick", action="store_true", help="2 rounds, 0.05 s budgets")
+    parser.add_argument("--out", default=os.path.join(HERE, "FOLD.md"))
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.budget = 2, 0.05
+    t_start = time.perf_counter()
+    rng = np.random.default_rng(0)
+    lines, summary = [], []
+    for name, (pairs, params) in cases(args.data_dir, args.copies).items():
+        case, line = measure_case(name, pairs, params, args, rng)
+        print("\n".join(case), flush=True)
+        lines += case
+        summary.append(line)
+    wall = time.perf_counter() - t_start
+    harness.write_report(args.out, header_lines(argv, args, wall, summary) + lines)
     print(f"\nwrote {args.out} ({wall / 60:.1f} min)")
 
 

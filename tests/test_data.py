@@ -66,6 +66,26 @@ def test_per_unit_views_are_lists(data):
         data.no_such_view
 
 
+def test_per_unit_views_are_real_attributes(data):
+    """Every per-unit name is a documented property or method of `Data` itself: `dir`, `help`
+    and IDEs see them, and nothing is forwarded by reflection."""
+    from bayspec_jax.data.data import UNIT_METHODS, UNIT_VIEWS
+
+    assert not hasattr(bj.Data, "__getattr__")
+    names = dir(data)
+    for name in UNIT_VIEWS + UNIT_METHODS:
+        assert name in names, name
+        assert getattr(bj.Data, name).__doc__, name
+    assert "rebinning group" in bj.Data.src_re_ctsrate.__doc__
+    assert isinstance(vars(bj.Data)["bkg_ctsspec_error"], property)
+    assert data.net_ctsrate_upperlimit(cl=0.9) == [u.net_ctsrate_upperlimit(0.9) for u in data.units]
+    assert data.net_counts_significance_limit(3) == [
+        u.net_counts_significance_limit(3) for u in data.units]
+    assert data.grpg == [u.grpg for u in data.units] and data.n_groups == [109, 28]
+    # Data's own joined views win over the per-unit lists of the same name
+    assert data.ebin.shape == (280, 2) and data.info.columns["Name"] == ["nai", "bgo"]
+
+
 def test_save_load(data, tmp_path):
     data.save(tmp_path / "d")
     back = bj.Data.load(tmp_path / "d")

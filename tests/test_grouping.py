@@ -419,7 +419,7 @@ def test_negative_thresholds_rejected(key, method):
         ({"min_evt": True}, {}, "min_evt"),
         ({"method": "optimal"}, {}, "FWHM"),
         ({"method": "adaptive"}, {}, "method"),
-        ({"min_evt": 1}, {"stat": "wstat"}, "stat"),
+        ({"min_evt": 1}, {"stat": "cash"}, "stat"),
     ],
 )
 def test_bad_settings_rejected(settings_, kwargs, match):

@@ -186,11 +186,11 @@ def test_batch_input_errors(example_unit):
 
 
 def test_difference_hessian_matches_autodiff():
-    from bayspec_jax.infer.batch import _difference_hessian
+    from bayspec_jax.infer.mle import difference_hessian
 
     def f(x):
         return jax.numpy.sum(jax.numpy.exp(0.3 * x) * x[::-1]) + x[0] ** 2 * x[1]
 
     x = jax.numpy.array([0.4, -1.2, 2.5])
-    np.testing.assert_allclose(_difference_hessian(jax.grad(f), x), jax.hessian(f)(x),
+    np.testing.assert_allclose(difference_hessian(jax.grad(f), x), jax.hessian(f)(x),
                                rtol=1e-7, atol=1e-8)

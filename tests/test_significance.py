@@ -14,7 +14,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bayspec_jax.significance import pgsig, pgsig_inv, ppsig, ppsig_inv
+from bayspec_jax.significance import (
+    pgsig,
+    pgsig_host,
+    pgsig_inv,
+    ppsig,
+    ppsig_host,
+    ppsig_inv,
+)
 
 RTOL = 1e-10
 ATOL = 1e-12
@@ -127,6 +134,21 @@ def test_ppsig_systematic_matches_bayspec_and_brute_force(args, expected):
     # Ours is the global profile: never a larger |significance| than bayspec's local optimum.
     assert abs(value) <= abs(expected) * (1 + 1e-12)
     np.testing.assert_allclose(value, systematic_brute_force(*args), rtol=1e-8)
+
+
+@pytest.mark.parametrize("args, expected", PGSIG_ORACLE)
+def test_pgsig_host_is_bayspec_bit_for_bit(args, expected):
+    assert pgsig_host(*map(float, args)) == expected
+
+
+@pytest.mark.parametrize("args, expected", [c for c in PPSIG_ORACLE if c[0][3:] == (0, 0)])
+def test_ppsig_host_is_bayspec_bit_for_bit(args, expected):
+    assert ppsig_host(*map(float, args[:3])) == expected
+
+
+def test_host_rounding_below_zero_gives_zero():
+    # 6 over 9 off counts at alpha = 2/3: the ratio is 0 and rounds below it (bayspec: NaN).
+    assert ppsig_host(6.0, 9.0, 10.0 / 15.0) == 0.0
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 import io
 import warnings
 
+import equinox as eqx
 import jax
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bayspec_jax as bj
+from bayspec_jax.data.binning import photon_grid
 
 
 @pytest.fixture(scope="module")
@@ -157,8 +159,13 @@ def test_views_are_jax_arrays_and_unit_is_a_pytree(me_unit):
     assert list(me_unit.params) == ["sf", "bf", "rf", "ra", "dec"]
     assert me_unit.pvalues == (1.0, 1.0, 1.0, 0.0, 0.0)
     assert list(me_unit.par) == ["1", "2", "3", "4", "5"]
-    total = jax.jit(lambda u: u.corr_rsp_drm.sum() * u.src.factor.value)(me_unit)
+    # a unit passes through jit as a pytree; traced code reads its array fields directly
+    total = eqx.filter_jit(lambda u: u.rsp_drm.sum() * u.src.factor.value)(me_unit)
     np.testing.assert_allclose(float(total), float(np.asarray(me_unit.rsp_drm).sum()), rtol=1e-12)
+    doubled = jax.tree.map(lambda x: 2 * x if x.dtype.kind == "f" else x, me_unit)
+    assert isinstance(doubled, bj.DataUnit) and doubled.n_groups == me_unit.n_groups
+    np.testing.assert_array_equal(np.asarray(doubled.src_counts),
+                                  2 * np.asarray(me_unit.src_counts))
     np.testing.assert_allclose(
         float(me_unit.net_ctsrate_upperlimit(0.9)),
         me_unit.net_counts_upperlimit(0.9) / float(me_unit.src.exposure), rtol=1e-14)
@@ -180,6 +187,36 @@ def test_info_and_save_load_roundtrip(me_unit, tmp_path):
         assert getattr(loaded, view).dtype == getattr(me_unit, view).dtype
     assert loaded.grpg == me_unit.grpg and loaded.notc == me_unit.notc
     assert loaded.name == me_unit.name and loaded.stat == me_unit.stat
+
+
+def test_storage_works_on_settings_not_on_units(me_unit, tmp_path):
+    """`storage` saves constructor arguments and returns them; it does not import the unit."""
+    import ast
+    import inspect
+    import json
+
+    from bayspec_jax.data import storage
+
+    imported = [node.module for node in ast.walk(ast.parse(inspect.getsource(storage)))
+                if isinstance(node, ast.ImportFrom)]
+    assert not any(module and module.endswith("unit") for module in imported), imported
+    storage.save_unit(me_unit.settings(), me_unit._info_dict(), tmp_path / "unit")
+    arguments = storage.load_unit(tmp_path / "unit")
+    assert set(arguments) == set(me_unit.settings()) and arguments["bkg"].name == "me.bkg"
+    with np.load(tmp_path / "unit" / "dataunit.npz") as saved:  # the format of saves so far
+        state = json.loads(saved["__state__"].tobytes().decode())
+        assert sorted(saved.files) == sorted(
+            ["__state__"] + [f"{p}.{f}" for p in ("src", "bkg") for f in (
+                "counts", "errors", "exposure", "quality", "grouping", "backscale", "channels")]
+            + [f"rsp.{f}" for f in ("chbin", "phbin", "drm", "channels")])
+    assert list(state) == ["format", "settings", "src", "bkg", "rsp"]
+    assert state["format"] == "bayspec_jax.DataUnit/1" and list(state["settings"]) == [
+        "stat", "notc", "grpg", "rebn", "time", "weight", "name"]
+    rebuilt = bj.DataUnit(**arguments)
+    assert jax.tree.structure(rebuilt) == jax.tree.structure(me_unit)
+    for a, b in zip(jax.tree.leaves(rebuilt), jax.tree.leaves(me_unit)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        assert a.dtype == b.dtype
 
 
 # -- properties --------------------------------------------------------------------------------
@@ -255,13 +292,85 @@ def test_invalid_channels_values_change_nothing(spec, rng, grpg):
                                       np.asarray(getattr(unit, view)), err_msg=view)
 
 
-def test_host_views_equal_their_traced_form(me_unit):
-    """Grids and grouped counts are computed with numpy for a concrete unit, with jax.numpy
-    when the unit is traced; both give the same numbers."""
-    import equinox as eqx
+COUNT_VIEWS = [f"{part}_{re}{what}" for part in ("src", "bkg") for re in ("", "re_")
+               for what in ("counts", "errors")] + [
+    f"{part}_{re}{what}{error}" for part in ("src", "bkg", "net") for re in ("", "re_")
+    for what in ("ctsrate", "ctsspec") for error in ("", "_error")]
 
-    for name in ("ebin", "egrid", "src_counts", "src_errors", "bkg_errors", "src_re_counts"):
-        traced = eqx.filter_jit(lambda unit, name=name: getattr(unit, name))(me_unit)
-        host = getattr(me_unit, name)
-        assert isinstance(host, jax.Array) and traced.dtype == host.dtype, name
-        np.testing.assert_array_equal(np.asarray(traced), np.asarray(host), err_msg=name)
+
+def test_count_views_are_generated_properties_with_their_names_and_docstrings():
+    assert len(COUNT_VIEWS) == 32
+    for name in COUNT_VIEWS:
+        view = vars(bj.DataUnit)[name]
+        assert isinstance(view, property) and view.fget.__name__ == name, name
+        assert view.__doc__ and ("rebinning group" in view.__doc__) == ("_re_" in name), name
+    assert "`src_ctsrate_error` and `bkg_ctsrate_error` in quadrature" in (
+        bj.DataUnit.net_ctsrate_error.__doc__)
+
+
+def _numpy_views(unit, rebinned):
+    """The count views of `unit`, written out with numpy from its stored arrays."""
+    ids, n = (unit.rebin_ids, unit.n_rebins) if rebinned else (unit.group_ids, unit.n_groups)
+    slices = unit.rebining_slice if rebinned else unit.grouping_slice
+    ids = np.asarray(ids)
+
+    def total(values):
+        return np.bincount(ids, weights=np.asarray(values), minlength=n + 1)[:n]
+
+    chbin = np.asarray(unit.rsp.chbin)  # in the file's precision, as bayspec
+    width = chbin[slices[:, 1] - 1, 1] - chbin[slices[:, 0], 0]
+    src_eff = float(unit.src.exposure) * float(unit.src.factor.value)
+    bkg_eff = (float(unit.bkg.exposure) * np.asarray(unit.bkg.backscale)
+               / np.asarray(unit.src.backscale) * float(unit.bkg.factor.value))
+    bkg_eff = bkg_eff[slices[:, 0]] if np.ndim(bkg_eff) else bkg_eff
+    views = {}
+    for part, spectrum, eff in (("src", unit.src, src_eff), ("bkg", unit.bkg, bkg_eff)):
+        counts = total(spectrum.counts)
+        errors = np.sqrt(total(np.asarray(spectrum.errors) ** 2))
+        views[part] = (counts, errors, counts / eff, errors / eff, counts / eff / width,
+                       errors / eff / width)
+    src, bkg = views["src"], views["bkg"]
+    views["net"] = (None, None, src[2] - bkg[2], np.sqrt(src[3] ** 2 + bkg[3] ** 2),
+                    src[4] - bkg[4], np.sqrt(src[5] ** 2 + bkg[5] ** 2))
+    re = "re_" if rebinned else ""
+    out = {}
+    for part, values in views.items():
+        names = [f"{part}_{re}counts", f"{part}_{re}errors", f"{part}_{re}ctsrate",
+                 f"{part}_{re}ctsrate_error", f"{part}_{re}ctsspec", f"{part}_{re}ctsspec_error"]
+        out.update({k: v for k, v in zip(names, values) if v is not None})
+    return out
+
+
+@pytest.mark.parametrize("rebinned", [False, True])
+def test_views_are_host_arrays_equal_to_numpy_formulas(me_unit, rebinned):
+    """Views are computed on the host from the stored arrays, returned as concrete jax arrays
+    of the default float precision (tracing goes through `Data.setup`, not through views)."""
+    rng = np.random.default_rng(3)
+    n = me_unit.src.n_channels
+    per_channel = me_unit.replace(  # per-channel BACKSCAL: each group takes its first channel's
+        bkg=bj.Background(np.asarray(me_unit.bkg.counts), np.asarray(me_unit.bkg.errors),
+                          float(me_unit.bkg.exposure), quality=np.asarray(me_unit.bkg.quality),
+                          backscale=rng.uniform(0.5, 2.0, n)),
+        rebn={"min_sigma": 2, "max_bin": 10})
+    for unit in (me_unit, per_channel):
+        for name, want in _numpy_views(unit, rebinned).items():
+            got = getattr(unit, name)
+            assert isinstance(got, jax.Array) and not isinstance(got, jax.core.Tracer), name
+            assert got.dtype == np.float64, name
+            np.testing.assert_array_equal(np.asarray(got), want, err_msg=name)
+    np.testing.assert_array_equal(np.asarray(me_unit.egrid), photon_grid(
+        np.asarray(me_unit.rsp.phbin), me_unit.ngrid))
+    ebin = np.asarray(me_unit.rsp.phbin, dtype=np.float64)
+    np.testing.assert_array_equal(np.asarray(me_unit.ebin), ebin)
+    np.testing.assert_array_equal(np.asarray(me_unit.ewidth), ebin[:, 1] - ebin[:, 0])
+
+
+def test_views_of_a_closed_over_unit_are_constants_while_tracing(me_unit):
+    """A function that closes over a unit may read its views while being traced (as
+    `views.deconvolve` does under `jax.jit`): they are computed on the host all the same."""
+    scaled = jax.jit(lambda x: me_unit.net_re_ctsspec_error * x + me_unit.corr_bkg_efficiency)(2.0)
+    np.testing.assert_array_equal(
+        np.asarray(scaled),
+        2.0 * np.asarray(me_unit.net_re_ctsspec_error) + np.asarray(me_unit.corr_bkg_efficiency))
+    limit = jax.jit(lambda x: me_unit.net_counts_upperlimit(0.9) * x)(1.0)
+    assert float(limit) == me_unit.net_counts_upperlimit(0.9)

@@ -1,9 +1,12 @@
 """Spectra, responses and data units: immutable equinox pytrees."""
 
-from .response import Auxiliary, Redistribution, Response
+from .response import (AbstractLocationResponse, AbstractResponse, Auxiliary, Redistribution,
+                       Response)
 from .spectrum import Background, Source, Spectrum
 from .data import Data
+from .stack import FoldSetup, GroupedCounts
 from .unit import STATISTICS, DataUnit
 
-__all__ = ["STATISTICS", "Auxiliary", "Background", "Data", "DataUnit", "Redistribution", "Response",
-           "Source", "Spectrum"]
+__all__ = ["STATISTICS", "AbstractLocationResponse", "AbstractResponse", "Auxiliary",
+           "Background", "Data", "DataUnit", "FoldSetup", "GroupedCounts", "Redistribution",
+           "Response", "Source", "Spectrum"]

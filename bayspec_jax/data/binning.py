@@ -117,6 +117,15 @@ def resolve_groups(flags: Any, valid: Bool[np.ndarray, " chan"]) -> Groups:
                   slices=slices)
 
 
+def photon_grid(phbin: Float[np.ndarray, "phot 2"], ngrid: int) -> Float[np.ndarray, " point"]:
+    """`ngrid` equally spaced energies per photon bin, both edges included, flattened, on the
+    host in JAX's default float precision (energies floored at 1e-10 keV)."""
+    ebin = np.asarray(phbin).astype(np.dtype(jnp.result_type(float)))
+    scale = np.linspace(0.0, 1.0, ngrid, dtype=ebin.dtype)
+    grid = ebin[:, :1] + (ebin[:, 1:] - ebin[:, :1]) * scale
+    return np.maximum(grid, 1e-10).ravel()
+
+
 def group_sum(values: Float[Array, "*batch chan"], ids: Int[Array, " chan"],
               n_groups: int) -> Float[Array, "*batch group"]:
     """Sum of `values` per group: channel ``c`` goes to group ``ids[c]``; the discard segment

@@ -6,7 +6,7 @@ import copy
 import json
 import os
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import equinox as eqx
@@ -14,7 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._table import Table
-from .stack import Stack, build_stack, plan_stacks
+from .stack import (FoldSetup, GroupedCounts, Stack, build_setup, group_unit_counts,
+                    grouped_counts, plan_stacks)
 from .unit import DataUnit
 
 UNIT_VIEWS = tuple(sorted(
@@ -22,10 +23,25 @@ UNIT_VIEWS = tuple(sorted(
     + ["qualifying", "noticing", "grouping", "rebining", "group_ids", "rebin_ids", "rsp_drm",
        "rsp_re_drm", "n_groups", "n_rebins"]
 ))
-"""Every `DataUnit` property; ``data.<name>`` is the list of it over the units."""
+"""Every `DataUnit` property and resolved field; ``data.<name>`` is the list of it over the
+units (a property of `Data`, generated from this table, unless `Data` has its own: `ebin`,
+`egrid`, `info`, `par`... are joined or `Data`-wide)."""
 
 UNIT_METHODS = ("net_counts_upperlimit", "net_ctsrate_upperlimit",
                 "net_counts_significance_limit", "net_ctsrate_significance_limit")
+"""The `DataUnit` methods that `Data` has too, returning the list over units."""
+
+
+def _per_unit_view(name: str) -> property:
+    """The `Data` property ``name``: `DataUnit`'s ``name`` of each unit, as a list."""
+    def view(self: Data) -> list:
+        return [getattr(unit, name) for unit in self.units]
+
+    unit_view = vars(DataUnit).get(name)
+    detail = unit_view.__doc__ if isinstance(unit_view, property) and unit_view.__doc__ else ""
+    view.__name__, view.__qualname__ = name, f"Data.{name}"
+    view.__doc__ = f"`DataUnit.{name}` of each unit, in order.\n\n{detail}".rstrip()
+    return property(view)
 
 
 def _renamed(unit: DataUnit, name: str) -> DataUnit:
@@ -61,12 +77,15 @@ class Data(eqx.Module):
         complete (have a response); each is renamed to its key.
 
     ``data[name]`` and ``data[i]`` give units; `set` and `remove` return a new `Data`.
-    ``data.src_counts`` (and every other `DataUnit` view) is a list over units. `stacked` holds
-    the arrays the likelihood uses, one `Stack` per statistic (see `bayspec_jax.data.stack`).
+    ``data.src_counts`` (and every other name of `UNIT_VIEWS` and `UNIT_METHODS`) is a list
+    over units. The likelihood
+    uses the stacked form (see `bayspec_jax.data.stack`), one entry per statistic: `setup`
+    (`FoldSetup`s: grids, fold blocks, efficiencies) and `counts` (`GroupedCounts`).
     """
 
     units: tuple[DataUnit, ...]
-    stacked: tuple[Stack, ...]
+    setup: tuple[FoldSetup, ...]
+    counts: tuple[GroupedCounts, ...]
     names: tuple[str, ...] = eqx.field(static=True)
 
     def __init__(self, data: Any = None):
@@ -89,7 +108,37 @@ class Data(eqx.Module):
             units.append(_renamed(unit, name))
         self.names = tuple(names)
         self.units = tuple(units)
-        self.stacked = tuple(build_stack(units, plan) for plan in plan_stacks(units))
+        self.setup = tuple(build_setup(units, plan) for plan in plan_stacks(units))
+        self.counts = tuple(grouped_counts(units, setup) for setup in self.setup)
+
+    # -- stacked form -----------------------------------------------------------------------
+
+    @property
+    def stacked(self) -> tuple[Stack, ...]:
+        """`setup` and `counts` paired per statistic (the older combined form)."""
+        return tuple(Stack(setup, counts) for setup, counts in zip(self.setup, self.counts))
+
+    def setup_for(self, view: str = "group") -> tuple[FoldSetup, ...]:
+        """Fold setups for another grouping: ``"group"`` (`setup`), ``"rebin"`` (the ``_re_``
+        views' grid) or ``"channel"`` (every channel alone, as `simulate` draws them)."""
+        if view == "group":
+            return self.setup
+        return tuple(build_setup(self.units, setup.positions, view) for setup in self.setup)
+
+    def group_counts(self, src_counts: Sequence[Any], bkg_counts: Sequence[Any] | None = None
+                     ) -> tuple[GroupedCounts, ...]:
+        """Channel counts grouped as this `Data` groups them (pure JAX: `jit`, `vmap`).
+
+        **Arguments:**
+
+        - `src_counts`: one ``(*batch, chan)`` array per unit, in `Data` order.
+        - `bkg_counts`: likewise, or `None` to keep the units' background counts.
+
+        Errors as `stack.group_counts` makes them (Poisson source; Poisson or the file's
+        background errors by statistic). **Returns:** one `GroupedCounts` per setup, for
+        ``likelihood.loglike(model, params, data.setup, counts)``.
+        """
+        return group_unit_counts(self.setup, self.counts, src_counts, bkg_counts)
 
     # -- mapping ----------------------------------------------------------------------------
 
@@ -119,6 +168,7 @@ class Data(eqx.Module):
 
     @property
     def data(self) -> OrderedDict[str, DataUnit]:
+        """The units by name, in order."""
         return OrderedDict(self.items())
 
     def set(self, name: str, unit: DataUnit) -> Data:
@@ -138,110 +188,145 @@ class Data(eqx.Module):
 
     # -- per-unit views ------------------------------------------------------------------------
 
-    def __getattr__(self, name: str) -> Any:
-        if name in UNIT_VIEWS:
-            return [getattr(unit, name) for unit in self.units]
-        if name in UNIT_METHODS:
-            return lambda *args, **kwargs: [getattr(u, name)(*args, **kwargs) for u in self.units]
-        raise AttributeError(f"'Data' object has no attribute {name!r}")
+    # Every other name of `UNIT_VIEWS` is a property added after the class (`_per_unit_view`).
+
+    def net_counts_upperlimit(self, cl: float = 0.9) -> list[float]:
+        """`DataUnit.net_counts_upperlimit` of each unit, in order."""
+        return [unit.net_counts_upperlimit(cl) for unit in self.units]
+
+    def net_ctsrate_upperlimit(self, cl: float = 0.9) -> list[float]:
+        """`DataUnit.net_ctsrate_upperlimit` of each unit, in order."""
+        return [unit.net_ctsrate_upperlimit(cl) for unit in self.units]
+
+    def net_counts_significance_limit(self, sigma: float = 3) -> list[float]:
+        """`DataUnit.net_counts_significance_limit` of each unit, in order."""
+        return [unit.net_counts_significance_limit(sigma) for unit in self.units]
+
+    def net_ctsrate_significance_limit(self, sigma: float = 3) -> list[float]:
+        """`DataUnit.net_ctsrate_significance_limit` of each unit, in order."""
+        return [unit.net_ctsrate_significance_limit(sigma) for unit in self.units]
 
     @property
     def srcs(self) -> list:
+        """Each unit's source spectrum."""
         return [u.src for u in self.units]
 
     @property
     def bkgs(self) -> list:
+        """Each unit's background spectrum (the zero background where none was given)."""
         return [u.bkg for u in self.units]
 
     @property
     def rsps(self) -> list:
+        """Each unit's response."""
         return [u.rsp for u in self.units]
 
     @property
     def stats(self) -> list[str]:
+        """Each unit's statistic."""
         return [u.stat for u in self.units]
 
     @property
     def notcs(self) -> list:
+        """Each unit's notice windows (`None`: all channels)."""
         return [u.notc for u in self.units]
 
     @property
     def grpgs(self) -> list:
+        """Each unit's grouping settings (`None`: the file's GROUPING)."""
         return [u.grpg for u in self.units]
 
     @property
     def rebns(self) -> list:
+        """Each unit's rebinning settings (`None`: as `grpgs`)."""
         return [u.rebn for u in self.units]
 
     @property
     def times(self) -> list:
+        """Each unit's time tag."""
         return [u.time for u in self.units]
 
     @property
     def weights(self) -> np.ndarray:
+        """Each unit's weight, ``(unit,)``."""
         return np.array([u.weight for u in self.units])
 
     @property
     def npoints(self) -> list[int]:
+        """Each unit's number of fitted groups."""
         return [u.npoint for u in self.units]
 
     @property
     def nbin(self) -> list[int]:
+        """Each unit's number of photon bins."""
         return [u.nbin for u in self.units]
 
     @property
     def bin_start(self) -> np.ndarray:
+        """Where each unit's photon bins start in `ebin`."""
         return np.cumsum([0, *self.nbin])[:-1]
 
     @property
     def bin_stop(self) -> np.ndarray:
+        """Where each unit's photon bins stop in `ebin`."""
         return np.cumsum([0, *self.nbin])[1:]
 
     @property
     def ebin(self):
+        """The units' photon bins [keV], end to end, ``(sum nbin, 2)``."""
         return jnp.concatenate([u.ebin for u in self.units])
 
     @property
     def ewidth(self):
+        """The units' photon bin widths [keV], end to end."""
         return jnp.concatenate([u.ewidth for u in self.units])
 
     @property
     def ngrid(self) -> int:
+        """Points per photon bin of `egrid`."""
         return 5
 
     @property
     def egrid(self):
+        """The units' model energy grids [keV], end to end."""
         return jnp.concatenate([u.egrid for u in self.units])
 
     @property
     def tarr(self):
+        """Each photon bin's unit time, end to end."""
         return jnp.concatenate([u.tarr for u in self.units])
 
     @property
     def tgrid(self):
+        """Each `egrid` point's unit time, end to end."""
         return jnp.concatenate([u.tgrid for u in self.units])
 
     # -- parameters -------------------------------------------------------------------------------
 
     @property
     def pdicts(self) -> OrderedDict:
+        """Each unit's data-layer parameters, by unit name."""
         return OrderedDict((name, unit.params) for name, unit in self.items())
 
     @property
     def par(self) -> dict:
+        """The data-layer parameters of all units, numbered from 1."""
         pars = [p for params in self.pdicts.values() for p in params.values()]
         return {str(i): p for i, p in enumerate(pars, 1)}
 
     @property
     def cfg(self) -> dict:
+        """No configuration (bayspec's interface): ``{}``."""
         return {}
 
     @property
     def pvalues(self) -> tuple:
+        """The physical values of `par`."""
         return tuple(float(p.value) for p in self.par.values())
 
     @property
     def all_params(self) -> list[dict]:
+        """One row per data-layer parameter: number, unit, name, value, prior, frozen."""
         rows, pid = [], 0
         for name, params in self.pdicts.items():
             for label, par in params.items():
@@ -253,22 +338,26 @@ class Data(eqx.Module):
 
     @property
     def all_config(self) -> list[dict]:
+        """No configuration rows (bayspec's interface): ``[]``."""
         return []
 
     @property
     def par_info(self) -> Table:
+        """`all_params` as a table."""
         rows = self.all_params
         keys = ("par#", "Component", "Parameter", "Value", "Prior", "Frozen")
         return Table({k: [r[k] for r in rows] for k in keys})
 
     @property
     def cfg_info(self) -> Table:
+        """An empty configuration table (bayspec's interface)."""
         return Table({"cfg#": [], "Component": [], "Parameter": [], "Value": []})
 
     # -- tables and files -------------------------------------------------------------------------
 
     @property
     def info(self) -> Table:
+        """One row per unit: name, notice windows, statistic, grouping, time, weight, groups."""
         return Table({
             "Name": list(self.names),
             "Noticing": [None if u.notc is None else [list(w) for w in u.notc] for u in self.units],
@@ -304,3 +393,9 @@ class Data(eqx.Module):
             names = json.load(f)["names"]
         return cls([(name, DataUnit.load(os.path.join(savepath, f"unit{i:04d}")))
                     for i, name in enumerate(names)])
+
+
+for _name in UNIT_VIEWS:
+    if not hasattr(Data, _name):
+        setattr(Data, _name, _per_unit_view(_name))
+del _name

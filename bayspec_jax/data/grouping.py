@@ -22,6 +22,9 @@ import numpy as np
 from jaxtyping import Float, Int
 from numpy.typing import ArrayLike
 
+from ..significance import pgsig_host, ppsig_host
+from ..stats import STATISTICS, statistic
+
 __all__ = [
     "GROUPING_KEYS",
     "GROUPING_METHODS",
@@ -40,54 +43,10 @@ GROUPING_KEYS = ("method", "min_evt", "min_nevt", "min_sigma", "max_bin", "min_b
 GROUPING_METHODS = ("threshold", "optimal")
 """Values accepted for ``settings['method']``."""
 
-# Which significance a group's ``min_sigma`` is measured with, by fit statistic: a Poisson
-# background (Li & Ma 1983) for the Poisson-background statistics, a Gaussian background
-# (profile likelihood, as bayspec's ``pgsig``) for the Gaussian-background ones.
-_POISSON_BACKGROUND_STATS = ("pstat", "cstat", "ppstat")
-_GAUSSIAN_BACKGROUND_STATS = ("pgstat", "chi2", "gstat")
-_STATS = _POISSON_BACKGROUND_STATS + _GAUSSIAN_BACKGROUND_STATS
-
 
 # ---------------------------------------------------------------------------------------------
 # Significance of one group (scalars, float64)
 # ---------------------------------------------------------------------------------------------
-
-
-def _li_ma_significance(on_counts: float, off_counts: float, alpha: float) -> float:
-    """Signed Li & Ma (1983, eq. 17) significance of ``on_counts`` over ``alpha * off_counts``.
-
-    Same arithmetic as bayspec's ``ppsig`` with no systematics (including its 1e-25 nudge of
-    both counts). A likelihood ratio that rounds below zero gives 0 instead of NaN.
-    """
-    sign = 1.0 if on_counts >= alpha * off_counts else -1.0
-    on = np.float64(on_counts) + 1e-25
-    off = np.float64(off_counts) + 1e-25
-    total = on + off
-    alpha_plus_one = alpha + 1
-    log_ratio = on * np.log(alpha_plus_one / alpha * (on / total))
-    log_ratio += off * np.log(alpha_plus_one * (off / total))
-    return sign * float(np.sqrt(2 * _clip_rounding(log_ratio)))
-
-
-def _gaussian_background_significance(counts: float, background: float, sigma: float) -> float:
-    """Signed significance of Poisson ``counts`` over a Gaussian ``background`` +- ``sigma``.
-
-    Same arithmetic as bayspec's ``pgsig``: the background is profiled at its maximum
-    likelihood value under the null hypothesis. A likelihood ratio that rounds below zero
-    gives 0 instead of NaN.
-    """
-    n, b, s = np.float64(counts), np.float64(background), np.float64(sigma)
-    sign = 1.0 if n >= b else -1.0
-    root = np.sqrt(b**2 - 2 * b * s**2 + 4 * n * s**2 + s**4)
-    b_null = max(0.5 * (b - s**2 + root), 0.0)
-    n_log_term = 0.0 if n == 0 else n * np.log(n / b_null)
-    log_ratio = n_log_term + (b - b_null) ** 2 / (2 * s**2) + b_null - n
-    return float(np.sqrt(2) * np.sqrt(_clip_rounding(log_ratio)) * sign)
-
-
-def _clip_rounding(log_ratio: float) -> float:
-    """A log-likelihood ratio is >= 0; clip values that rounding pushed below (keeps NaN)."""
-    return 0.0 if log_ratio < 0 else log_ratio
 
 
 def _group_significance(
@@ -95,18 +54,18 @@ def _group_significance(
 ) -> float:
     """Significance of one group's source counts over its scaled background, as for ``stat``.
 
-    Poisson-background statistics use Li & Ma on the raw counts (0 where either sum is
-    negative, unless both are equal); Gaussian-background statistics use the Gaussian
-    background significance with background and error scaled by ``alpha`` (0 where the
-    source sum is not positive or the background error is zero).
+    Poisson-background statistics use `ppsig_host` (Li & Ma) on the raw counts (0 where
+    either sum is negative, unless both are equal); Gaussian-background statistics use
+    `pgsig_host` with background and error scaled by ``alpha`` (0 where the source sum is not
+    positive or the background error is zero).
     """
-    if stat in _POISSON_BACKGROUND_STATS:
+    if statistic(stat).background == "poisson":
         if (src_sum < 0 or bkg_sum < 0) and src_sum != bkg_sum:
             return 0.0
-        return _li_ma_significance(src_sum, bkg_sum, alpha)
+        return ppsig_host(src_sum, bkg_sum, alpha)
     if src_sum <= 0 or bkg_error_sum == 0:
         return 0.0
-    return _gaussian_background_significance(src_sum, bkg_sum * alpha, bkg_error_sum * alpha)
+    return pgsig_host(src_sum, bkg_sum * alpha, bkg_error_sum * alpha)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,8 +137,8 @@ def _check_thresholds(
 
 
 def _check_stat(stat: str) -> str:
-    if stat not in _STATS:
-        raise ValueError(f"grouping stat must be one of {_STATS}, got {stat!r}")
+    if not isinstance(stat, str) or stat not in STATISTICS:
+        raise ValueError(f"grouping stat must be one of {list(STATISTICS)}, got {stat!r}")
     return stat
 
 

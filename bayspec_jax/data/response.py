@@ -1,12 +1,15 @@
-"""Detector responses: `Response` (full DRM), `Redistribution` (RMF), `Auxiliary` (ARF)."""
+"""Detector responses behind one interface (`AbstractResponse`): the constant `Response` (full
+DRM), `Redistribution` (RMF) and `Auxiliary` (ARF); `AbstractLocationResponse` for responses
+whose DRM is a function of the sky position."""
 
-from __future__ import annotations
-
-from typing import Any, NoReturn
+import abc
+from typing import Any, ClassVar, NoReturn
 
 import equinox as eqx
+import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, Int
+from equinox import AbstractClassVar, AbstractVar
+from jaxtyping import Array, ArrayLike, Float, Int
 
 from .._table import Table
 from ..io import ARF, RMF, OGIPError, read_arf, read_rmf, split_source
@@ -25,116 +28,35 @@ def _not_for(cls_name: str, method: str, instead: str) -> NoReturn:
     raise AttributeError(f"'{cls_name}' has no loader '{method}': {instead}")
 
 
-class Response(eqx.Module):
-    """A detector response matrix with its channel and photon energy bins (immutable pytree).
+class AbstractResponse(eqx.Module):
+    """The response interface: channel and photon energy bins, and a DRM that may depend on
+    the sky position.
 
-    **Arguments:**
+    A constant response (`Response`: an RSP, or RMF x ARF) has ``constant = True``; its DRM is
+    grouped and folded by the fast precomputed blocks of `bayspec_jax.data.stack`. Any other
+    response is evaluated inside the traced likelihood at the unit's ``(ra, dec)``
+    (`drm_at`), grouped by segment sums and folded by a `DynamicBlock`.
 
-    - `chbin`: channel energy bounds ``(nchan, 2)`` [keV].
-    - `phbin`: photon energy bins ``(nphot, 2)`` [keV].
-    - `drm`: the response ``(nphot, nchan)`` [cm^2 for a full response].
-    - `ra`, `dec`: sky position `Par`s (frozen at 0; used by location-dependent responses).
-    - `factor`: a multiplicative `Par` (frozen at 1).
-    - `channels`: channel numbers ``(nchan,)``; default ``1..nchan``.
-    - `name`, `file`: labels.
-
-    `chbin` and `phbin` keep the precision the file stored them in (float32 for FITS ``E``
-    columns, as bayspec computes with them); `drm` follows JAX's precision.
+    **Interface:** `chbin` ``(chan, 2)`` and `phbin` ``(phot, 2)`` [keV]; `drm` ``(phot, chan)``
+    (at the `ra`, `dec` parameters' values); `ra`, `dec` and `factor` (`Par`s); `channels`;
+    `name`, `file`; `drm_at(ra, dec)`.
     """
 
-    chbin: Float[Array, "chan 2"]
-    phbin: Float[Array, "phot 2"]
-    drm: Float[Array, "phot chan"]
-    ra: Par
-    dec: Par
-    factor: Par
-    channels: Int[Array, " chan"]
-    name: str = eqx.field(static=True)
-    file: str | None = eqx.field(static=True)
+    chbin: AbstractVar[Float[Array, "chan 2"]]
+    phbin: AbstractVar[Float[Array, "phot 2"]]
+    ra: AbstractVar[Par]
+    dec: AbstractVar[Par]
+    factor: AbstractVar[Par]
+    channels: AbstractVar[Int[Array, " chan"]]
+    name: AbstractVar[str]
+    file: AbstractVar[str | None]
+    constant: AbstractClassVar[bool]
 
-    def __init__(self, chbin, phbin, drm, ra: Par | None = None, dec: Par | None = None,
-                 factor: Par | None = None, channels=None, name: str | None = None,
-                 file: str | None = None):
-        chbin_dtype, phbin_dtype = _bins_dtype(chbin), _bins_dtype(phbin)
-        chbin_np = np.array(chbin, dtype=np.float64)
-        phbin_np = np.array(phbin, dtype=np.float64)
-        drm_np = np.array(drm, dtype=np.float64)
-        if chbin_np.ndim != 2 or chbin_np.shape[1] != 2:
-            raise ValueError(f"chbin must have shape (nchan, 2), got {chbin_np.shape}")
-        if phbin_np.ndim != 2 or phbin_np.shape[1] != 2:
-            raise ValueError(f"phbin must have shape (nphot, 2), got {phbin_np.shape}")
-        if drm_np.shape != (phbin_np.shape[0], chbin_np.shape[0]):
-            raise ValueError(
-                f"drm must have shape (nphot, nchan) = ({phbin_np.shape[0]}, "
-                f"{chbin_np.shape[0]}), got {drm_np.shape}"
-            )
-        if not np.all(np.isfinite(drm_np)):
-            raise ValueError("drm must be finite")
-        for label, par in (("ra", ra), ("dec", dec), ("factor", factor)):
-            if par is not None and not isinstance(par, Par):
-                raise ValueError(f"{label} must be a bayspec_jax.Par, got {type(par).__name__}")
-        nchan = chbin_np.shape[0]
-        channels_np = np.arange(1, nchan + 1) if channels is None else np.array(channels)
-        if channels_np.shape != (nchan,):
-            raise ValueError(f"channels must have shape ({nchan},), got {channels_np.shape}")
-        self.chbin = bins_array(chbin_np, chbin_dtype)
-        self.phbin = bins_array(phbin_np, phbin_dtype)
-        self.drm = float_array(drm_np)
-        self.ra = _par(0.0, "right ascension [deg]") if ra is None else ra
-        self.dec = _par(0.0, "declination [deg]") if dec is None else dec
-        self.factor = _par(1.0, "multiplicative factor") if factor is None else factor
-        self.channels = int_array(channels_np)
-        self.name = name if name is not None else type(self).__name__.lower()
-        self.file = file
-
-    # -- loaders ---------------------------------------------------------------------------
-
-    @classmethod
-    def from_record(cls, rmf: RMF, name: str | None = None) -> Response:
-        """Build from a `bayspec_jax.io.RMF` record."""
-        return cls(rmf.chbin.astype(rmf.chbin_dtype), rmf.phbin.astype(rmf.phbin_dtype), rmf.drm,
-                   channels=rmf.channels,
-                   name=name if name is not None else source_name(rmf.file, rmf.extver),
-                   file=rmf.file)
-
-    @classmethod
-    def _load(cls, file: Any, ii: int | None, need_extver: bool | None):
-        target, extver, label = split_source(file, ii)
-        if need_extver and extver is None:
-            raise OGIPError(
-                f"{cls.__name__}: the EXTVER of the matrix is needed: pass ii= or 'path:ii'",
-                file=label,
-            )
-        record = read_rmf((target, extver) if extver is not None else target)
-        return cls.from_record(record, name=source_name(label, extver))
-
-    @classmethod
-    def from_rsp(cls, rsp_file: Any) -> Response:
-        """Load the (first) matrix of an RSP/RMF file with its EBOUNDS."""
-        return cls._load(rsp_file, None, need_extver=False)
-
-    @classmethod
-    def from_rsp2(cls, rsp_file: Any, ii: int | None = None) -> Response:
-        """Load the matrix extension with EXTVER `ii` (``"path:ii"`` also works), as bayspec."""
-        return cls._load(rsp_file, ii, need_extver=True)
-
-    @classmethod
-    def from_plain(cls, rsp_file: Any, ii: int | None = None) -> Response:
-        """`from_rsp`, or `from_rsp2` when `ii` or ``"path:ii"`` is given."""
-        return cls._load(rsp_file, ii, need_extver=None)
-
-    @classmethod
-    def from_rmf_arf(cls, rmf: Redistribution, arf: Auxiliary) -> Response:
-        """The full response ``rmf.drm * arf.srp[:, None]``; the energy grids must agree."""
-        if not isinstance(rmf, Redistribution) or not isinstance(arf, Auxiliary):
-            raise ValueError(
-                "from_rmf_arf needs a Redistribution and an Auxiliary, got "
-                f"{type(rmf).__name__} and {type(arf).__name__}"
-            )
-        check_energy_grids(rmf, arf)
-        drm = np.asarray(rmf.drm, dtype=np.float64) * np.asarray(arf.srp, dtype=np.float64)[:, None]
-        return Response(rmf.chbin, rmf.phbin, drm, channels=rmf.channels,
-                        name=f"{rmf.name}*{arf.name}", file=rmf.file)
+    @abc.abstractmethod
+    def drm_at(self, ra: Float[ArrayLike, ""], dec: Float[ArrayLike, ""]
+               ) -> Float[Array, "phot chan"]:
+        """The DRM ``(phot, chan)`` [cm^2] for a source at ``(ra, dec)`` [deg]; pure `jnp`
+        (traced under `jit`, `vmap` and `grad`)."""
 
     # -- views -----------------------------------------------------------------------------
 
@@ -175,21 +97,140 @@ class Response(eqx.Module):
         return f"<details open><summary><b>{type(self).__name__}</b></summary>{self.info.html}</details>"
 
 
+
+
+class Response(AbstractResponse):
+    """A detector response matrix with its channel and photon energy bins (immutable pytree).
+
+    **Arguments:**
+
+    - `chbin`: channel energy bounds ``(nchan, 2)`` [keV].
+    - `phbin`: photon energy bins ``(nphot, 2)`` [keV].
+    - `drm`: the response ``(nphot, nchan)`` [cm^2 for a full response].
+    - `ra`, `dec`: sky position `Par`s (frozen at 0; used by location-dependent responses).
+    - `factor`: a multiplicative `Par` (frozen at 1).
+    - `channels`: channel numbers ``(nchan,)``; default ``1..nchan``.
+    - `name`, `file`: labels.
+
+    `chbin` and `phbin` keep the precision the file stored them in (float32 for FITS ``E``
+    columns, as bayspec computes with them); `drm` follows JAX's precision.
+    """
+
+    chbin: Float[Array, "chan 2"]
+    phbin: Float[Array, "phot 2"]
+    drm: Float[Array, "phot chan"]
+    ra: Par
+    dec: Par
+    factor: Par
+    channels: Int[Array, " chan"]
+    name: str = eqx.field(static=True)
+    file: str | None = eqx.field(static=True)
+    constant: ClassVar[bool] = True
+
+    def __init__(self, chbin, phbin, drm, ra: Par | None = None, dec: Par | None = None,
+                 factor: Par | None = None, channels=None, name: str | None = None,
+                 file: str | None = None):
+        chbin_dtype, phbin_dtype = _bins_dtype(chbin), _bins_dtype(phbin)
+        chbin_np = np.array(chbin, dtype=np.float64)
+        phbin_np = np.array(phbin, dtype=np.float64)
+        drm_np = np.array(drm, dtype=np.float64)
+        if chbin_np.ndim != 2 or chbin_np.shape[1] != 2:
+            raise ValueError(f"chbin must have shape (nchan, 2), got {chbin_np.shape}")
+        if phbin_np.ndim != 2 or phbin_np.shape[1] != 2:
+            raise ValueError(f"phbin must have shape (nphot, 2), got {phbin_np.shape}")
+        if drm_np.shape != (phbin_np.shape[0], chbin_np.shape[0]):
+            raise ValueError(
+                f"drm must have shape (nphot, nchan) = ({phbin_np.shape[0]}, "
+                f"{chbin_np.shape[0]}), got {drm_np.shape}"
+            )
+        if not np.all(np.isfinite(drm_np)):
+            raise ValueError("drm must be finite")
+        for label, par in (("ra", ra), ("dec", dec), ("factor", factor)):
+            if par is not None and not isinstance(par, Par):
+                raise ValueError(f"{label} must be a bayspec_jax.Par, got {type(par).__name__}")
+        nchan = chbin_np.shape[0]
+        channels_np = np.arange(1, nchan + 1) if channels is None else np.array(channels)
+        if channels_np.shape != (nchan,):
+            raise ValueError(f"channels must have shape ({nchan},), got {channels_np.shape}")
+        self.chbin = bins_array(chbin_np, chbin_dtype)
+        self.phbin = bins_array(phbin_np, phbin_dtype)
+        self.drm = float_array(drm_np)
+        self.ra = _par(0.0, "right ascension [deg]") if ra is None else ra
+        self.dec = _par(0.0, "declination [deg]") if dec is None else dec
+        self.factor = _par(1.0, "multiplicative factor") if factor is None else factor
+        self.channels = int_array(channels_np)
+        self.name = name if name is not None else type(self).__name__.lower()
+        self.file = file
+
+    def drm_at(self, ra: Float[ArrayLike, ""], dec: Float[ArrayLike, ""]
+               ) -> Float[Array, "phot chan"]:
+        """The DRM (the same at every position)."""
+        return self.drm
+
+    # -- loaders ---------------------------------------------------------------------------
+
+    @classmethod
+    def from_record(cls, rmf: RMF, name: str | None = None) -> "Response":
+        """Build from a `bayspec_jax.io.RMF` record."""
+        return cls(rmf.chbin.astype(rmf.chbin_dtype), rmf.phbin.astype(rmf.phbin_dtype), rmf.drm,
+                   channels=rmf.channels,
+                   name=name if name is not None else source_name(rmf.file, rmf.extver),
+                   file=rmf.file)
+
+    @classmethod
+    def _load(cls, file: Any, ii: int | None, need_extver: bool | None):
+        target, extver, label = split_source(file, ii)
+        if need_extver and extver is None:
+            raise OGIPError(
+                f"{cls.__name__}: the EXTVER of the matrix is needed: pass ii= or 'path:ii'",
+                file=label,
+            )
+        record = read_rmf((target, extver) if extver is not None else target)
+        return cls.from_record(record, name=source_name(label, extver))
+
+    @classmethod
+    def from_rsp(cls, rsp_file: Any) -> "Response":
+        """Load the (first) matrix of an RSP/RMF file with its EBOUNDS."""
+        return cls._load(rsp_file, None, need_extver=False)
+
+    @classmethod
+    def from_rsp2(cls, rsp_file: Any, ii: int | None = None) -> "Response":
+        """Load the matrix extension with EXTVER `ii` (``"path:ii"`` also works), as bayspec."""
+        return cls._load(rsp_file, ii, need_extver=True)
+
+    @classmethod
+    def from_plain(cls, rsp_file: Any, ii: int | None = None) -> "Response":
+        """`from_rsp`, or `from_rsp2` when `ii` or ``"path:ii"`` is given."""
+        return cls._load(rsp_file, ii, need_extver=None)
+
+    @classmethod
+    def from_rmf_arf(cls, rmf: "Redistribution", arf: "Auxiliary") -> "Response":
+        """The full response ``rmf.drm * arf.srp[:, None]``; the energy grids must agree."""
+        if not isinstance(rmf, Redistribution) or not isinstance(arf, Auxiliary):
+            raise ValueError(
+                "from_rmf_arf needs a Redistribution and an Auxiliary, got "
+                f"{type(rmf).__name__} and {type(arf).__name__}"
+            )
+        check_energy_grids(rmf, arf)
+        drm = np.asarray(rmf.drm, dtype=np.float64) * np.asarray(arf.srp, dtype=np.float64)[:, None]
+        return Response(rmf.chbin, rmf.phbin, drm, channels=rmf.channels,
+                        name=f"{rmf.name}*{arf.name}", file=rmf.file)
+
 class Redistribution(Response):
     """A redistribution matrix (RMF: probabilities, no area); ``rmf * arf`` is a `Response`."""
 
     @classmethod
-    def from_rmf(cls, rmf_file: Any) -> Redistribution:
+    def from_rmf(cls, rmf_file: Any) -> "Redistribution":
         """Load the (first) matrix of an RMF file with its EBOUNDS."""
         return cls._load(rmf_file, None, need_extver=False)
 
     @classmethod
-    def from_rmf2(cls, rmf_file: Any, ii: int | None = None) -> Redistribution:
+    def from_rmf2(cls, rmf_file: Any, ii: int | None = None) -> "Redistribution":
         """Load the matrix extension with EXTVER `ii` (``"path:ii"`` also works)."""
         return cls._load(rmf_file, ii, need_extver=True)
 
     @classmethod
-    def from_plain(cls, rmf_file: Any, ii: int | None = None) -> Redistribution:
+    def from_plain(cls, rmf_file: Any, ii: int | None = None) -> "Redistribution":
         """`from_rmf`, or `from_rmf2` when `ii` or ``"path:ii"`` is given."""
         return cls._load(rmf_file, ii, need_extver=None)
 
@@ -197,13 +238,63 @@ class Redistribution(Response):
     def from_rmf_arf(cls, *args, **kwargs) -> NoReturn:
         _not_for(cls.__name__, "from_rmf_arf", "compose with `rmf * arf` or Response.from_rmf_arf")
 
-    def __mul__(self, arf: Auxiliary) -> Response:
+    def __mul__(self, arf: "Auxiliary") -> "Response":
         if not isinstance(arf, Auxiliary):
             return NotImplemented
         return Response.from_rmf_arf(self, arf)
 
-    def __rmul__(self, arf: Auxiliary) -> Response:
+    def __rmul__(self, arf: "Auxiliary") -> "Response":
         return self.__mul__(arf)
+
+
+class AbstractLocationResponse(AbstractResponse):
+    """A response whose DRM depends on the source's sky position: subclass it with the fields
+    the DRM needs and a `drm_at(ra, dec)` in `jnp`.
+
+    **Arguments:** `chbin` ``(chan, 2)``, `phbin` ``(phot, 2)`` [keV]; keyword-only: `ra` and
+    `dec` (`Par`s; default free, uniform on [0, 360) and [-90, 90]), `factor` (default frozen at
+    1), `channels` (default ``1..nchan``), `name`, `file`.
+    """
+
+    chbin: Float[Array, "chan 2"]
+    phbin: Float[Array, "phot 2"]
+    ra: Par = eqx.field(default=None, kw_only=True)
+    dec: Par = eqx.field(default=None, kw_only=True)
+    factor: Par = eqx.field(default=None, kw_only=True)
+    channels: Int[Array, " chan"] = eqx.field(default=None, kw_only=True)
+    name: str = eqx.field(static=True, default="location response", kw_only=True)
+    file: str | None = eqx.field(static=True, default=None, kw_only=True)
+    constant: ClassVar[bool] = False
+
+    def __post_init__(self):
+        from ..params import unif
+
+        self.chbin = bins_array(np.asarray(self.chbin), _bins_dtype(self.chbin))
+        self.phbin = bins_array(np.asarray(self.phbin), _bins_dtype(self.phbin))
+        if self.ra is None:
+            self.ra = Par(0.0, unif(0.0, 360.0), comment="right ascension [deg]")
+        if self.dec is None:
+            self.dec = Par(0.0, unif(-90.0, 90.0), comment="declination [deg]")
+        if self.factor is None:
+            self.factor = _par(1.0, "multiplicative factor")
+        if self.channels is None:
+            self.channels = int_array(np.arange(1, self.chbin.shape[0] + 1))
+
+    def __check_init__(self):
+        for label in ("ra", "dec", "factor"):
+            if not isinstance(getattr(self, label), Par):
+                raise ValueError(f"{label} must be a bayspec_jax.Par, got "
+                                 f"{type(getattr(self, label)).__name__}")
+        if self.chbin.ndim != 2 or self.chbin.shape[1] != 2:
+            raise ValueError(f"chbin must have shape (nchan, 2), got {self.chbin.shape}")
+        if self.phbin.ndim != 2 or self.phbin.shape[1] != 2:
+            raise ValueError(f"phbin must have shape (nphot, 2), got {self.phbin.shape}")
+
+    @property
+    def drm(self) -> Float[Array, "phot chan"]:
+        """The DRM at the `ra`, `dec` parameters' values."""
+        dtype = jnp.result_type(float)
+        return self.drm_at(jnp.asarray(self.ra.value, dtype), jnp.asarray(self.dec.value, dtype))
 
 
 class Auxiliary(eqx.Module):
@@ -237,14 +328,14 @@ class Auxiliary(eqx.Module):
         self.file = file
 
     @classmethod
-    def from_record(cls, arf: ARF, name: str | None = None) -> Auxiliary:
+    def from_record(cls, arf: ARF, name: str | None = None) -> "Auxiliary":
         """Build from a `bayspec_jax.io.ARF` record."""
         return cls(arf.phbin.astype(arf.phbin_dtype), arf.specresp,
                    name=name if name is not None else source_name(arf.file, arf.extver),
                    file=arf.file)
 
     @classmethod
-    def _load(cls, file: Any, ii: int | None, need_extver: bool | None) -> Auxiliary:
+    def _load(cls, file: Any, ii: int | None, need_extver: bool | None) -> "Auxiliary":
         target, extver, label = split_source(file, ii)
         if need_extver and extver is None:
             raise OGIPError("Auxiliary: the EXTVER of the ARF is needed: pass ii= or 'path:ii'",
@@ -253,17 +344,17 @@ class Auxiliary(eqx.Module):
         return cls.from_record(record, name=source_name(label, extver))
 
     @classmethod
-    def from_arf(cls, arf_file: Any) -> Auxiliary:
+    def from_arf(cls, arf_file: Any) -> "Auxiliary":
         """Load an ARF file (SPECRESP extension)."""
         return cls._load(arf_file, None, need_extver=False)
 
     @classmethod
-    def from_arf2(cls, arf_file: Any, ii: int | None = None) -> Auxiliary:
+    def from_arf2(cls, arf_file: Any, ii: int | None = None) -> "Auxiliary":
         """Load the SPECRESP extension with EXTVER `ii` (``"path:ii"`` also works)."""
         return cls._load(arf_file, ii, need_extver=True)
 
     @classmethod
-    def from_plain(cls, arf_file: Any, ii: int | None = None) -> Auxiliary:
+    def from_plain(cls, arf_file: Any, ii: int | None = None) -> "Auxiliary":
         """`from_arf`, or `from_arf2` when `ii` or ``"path:ii"`` is given."""
         return cls._load(arf_file, ii, need_extver=None)
 
@@ -279,12 +370,12 @@ class Auxiliary(eqx.Module):
     def from_rmf_arf(cls, *args, **kwargs) -> NoReturn:
         _not_for(cls.__name__, "from_rmf_arf", "compose with `rmf * arf` or Response.from_rmf_arf")
 
-    def __mul__(self, rmf: Redistribution) -> Response:
+    def __mul__(self, rmf: "Redistribution") -> "Response":
         if not isinstance(rmf, Redistribution):
             return NotImplemented
         return Response.from_rmf_arf(rmf, self)
 
-    def __rmul__(self, rmf: Redistribution) -> Response:
+    def __rmul__(self, rmf: "Redistribution") -> "Response":
         return self.__mul__(rmf)
 
     @property
@@ -309,7 +400,7 @@ def _bins_dtype(values: Any) -> str:
     return "float32" if dtype is not None and np.dtype(dtype) == np.float32 else "float64"
 
 
-def check_energy_grids(rmf: Redistribution, arf: Auxiliary) -> None:
+def check_energy_grids(rmf: "Redistribution", arf: "Auxiliary") -> None:
     """Raise `OGIPError` unless the ARF's photon bins equal the RMF's within `ENERGY_GRID_RTOL`."""
     rmf_bins = np.asarray(rmf.phbin, dtype=np.float64)
     arf_bins = np.asarray(arf.phbin, dtype=np.float64)

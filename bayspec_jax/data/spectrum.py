@@ -36,7 +36,8 @@ class Spectrum(eqx.Module):
     - `file`: where the spectrum was read from, if anywhere.
 
     Arrays are leaves (`jax.tree.leaves` returns them); names are static. Nothing passed in is
-    modified: the arrays are copied.
+    modified: the arrays are copied. `__check_init__` validates the converted fields (the
+    readers in `bayspec_jax.io` have checked file input already, naming file and column).
     """
 
     counts: Float[Array, " chan"]
@@ -66,47 +67,49 @@ class Spectrum(eqx.Module):
         file: str | None = None,
     ):
         counts_np = np.array(counts, dtype=np.float64)
-        errors_np = np.array(errors, dtype=np.float64)
-        if counts_np.ndim != 1 or errors_np.shape != counts_np.shape:
-            raise ValueError(
-                "counts and errors must be one-dimensional with the same shape, got "
-                f"{counts_np.shape} and {errors_np.shape}"
-            )
         n = counts_np.size
-        exposure_np = np.array(exposure, dtype=np.float64)
-        if exposure_np.ndim != 0 or not np.isfinite(exposure_np) or exposure_np <= 0:
-            raise ValueError(f"exposure must be a finite number > 0, got {exposure!r}")
-        quality_np = _flags(quality, 0, n, "quality")
-        grouping_np = _flags(grouping, 1, n, "grouping")
-        if not np.all(np.isin(grouping_np, (-1, 0, 1))):
-            raise ValueError("grouping flags must be 1 (start), -1 (continue) or 0 (none)")
-        backscale_np = np.array(backscale, dtype=np.float64)
-        if backscale_np.ndim not in (0, 1) or (backscale_np.ndim == 1 and backscale_np.shape != (n,)):
-            raise ValueError(f"backscale must be a scalar or have shape ({n},), got "
-                             f"{backscale_np.shape}")
-        if not np.all(np.isfinite(backscale_np)) or np.any(backscale_np <= 0):
-            raise ValueError("backscale must be finite and > 0")
-        good = quality_np == 0
-        if not np.all(np.isfinite(counts_np[good])):
-            raise ValueError("counts must be finite in good-quality channels (quality == 0)")
-        if not np.all(np.isfinite(errors_np[good])) or np.any(errors_np[good] < 0):
-            raise ValueError("errors must be finite and >= 0 in good-quality channels")
-        if factor is not None and not isinstance(factor, Par):
-            raise ValueError(f"factor must be a bayspec_jax.Par, got {type(factor).__name__}")
-        channels_np = np.arange(1, n + 1) if channels is None else np.array(channels)
-        if channels_np.shape != (n,):
-            raise ValueError(f"channels must have shape ({n},), got {channels_np.shape}")
         self.counts = float_array(counts_np)
-        self.errors = float_array(errors_np)
-        self.exposure = float_array(exposure_np)
-        self.quality = int_array(quality_np)
-        self.grouping = int_array(grouping_np)
-        self.backscale = float_array(backscale_np)
+        self.errors = float_array(np.array(errors, dtype=np.float64))
+        self.exposure = float_array(np.array(exposure, dtype=np.float64))
+        self.quality = int_array(_flags(quality, 0, n, "quality"))
+        self.grouping = int_array(_flags(grouping, 1, n, "grouping"))
+        self.backscale = float_array(np.array(backscale, dtype=np.float64))
         self.factor = _unit_factor() if factor is None else factor
-        self.channels = int_array(channels_np)
+        self.channels = int_array(np.arange(1, n + 1) if channels is None else np.array(channels))
         self.name = name if name is not None else type(self).__name__.lower()
         self.poisson = bool(poisson)
         self.file = file
+
+    def __check_init__(self):
+        counts, errors = np.asarray(self.counts), np.asarray(self.errors)
+        if counts.ndim != 1 or errors.shape != counts.shape:
+            raise ValueError(
+                "counts and errors must be one-dimensional with the same shape, got "
+                f"{counts.shape} and {errors.shape}"
+            )
+        n = counts.size
+        exposure = np.asarray(self.exposure)
+        if exposure.ndim != 0 or not np.isfinite(exposure) or exposure <= 0:
+            raise ValueError(f"exposure must be a finite number > 0, got {exposure.tolist()!r}")
+        for name in ("quality", "grouping", "channels"):
+            shape = getattr(self, name).shape
+            if shape != (n,):
+                raise ValueError(f"{name} must have shape ({n},), got {shape}")
+        if not np.all(np.isin(np.asarray(self.grouping), (-1, 0, 1))):
+            raise ValueError("grouping flags must be 1 (start), -1 (continue) or 0 (none)")
+        backscale = np.asarray(self.backscale)
+        if backscale.ndim not in (0, 1) or (backscale.ndim == 1 and backscale.shape != (n,)):
+            raise ValueError(f"backscale must be a scalar or have shape ({n},), got "
+                             f"{backscale.shape}")
+        if not np.all(np.isfinite(backscale)) or np.any(backscale <= 0):
+            raise ValueError("backscale must be finite and > 0")
+        good = np.asarray(self.quality) == 0
+        if not np.all(np.isfinite(counts[good])):
+            raise ValueError("counts must be finite in good-quality channels (quality == 0)")
+        if not np.all(np.isfinite(errors[good])) or np.any(errors[good] < 0):
+            raise ValueError("errors must be finite and >= 0 in good-quality channels")
+        if not isinstance(self.factor, Par):
+            raise ValueError(f"factor must be a bayspec_jax.Par, got {type(self.factor).__name__}")
 
     # -- loaders ---------------------------------------------------------------------------
 
@@ -172,8 +175,6 @@ def _flags(values: Any, default: int, n: int, name: str) -> np.ndarray:
     array = np.array(values)
     if array.ndim == 0:
         array = np.full(n, array)
-    if array.shape != (n,):
-        raise ValueError(f"{name} must have shape ({n},), got {array.shape}")
     if not np.all(np.isfinite(array.astype(np.float64))) or np.any(array != np.round(array)):
         raise ValueError(f"{name} flags must be integers")
     return array.astype(np.int64)

@@ -29,13 +29,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
+from ..stats import statistic
 from ._convert import float_array, int_array
+from .binning import photon_grid
 
 MAX_PADDING = 2.0
 """No unit of a padded block is padded to more than this factor of its own size (photon bins x
@@ -114,28 +118,71 @@ class BandedBlock(eqx.Module):
         return jnp.concatenate(columns, axis=1)[:, self.take][None]
 
 
-class Stack(eqx.Module):
-    """The units of one statistic: groups on one flat axis, responses in fold blocks.
+class DynamicBlock(eqx.Module):
+    """One unit whose response depends on parameters (its sky position): the DRM is evaluated
+    inside the traced graph, its channels summed into groups (a segment sum) and folded.
+
+    **Fields:** `response` (an `AbstractResponse` whose `drm_at(ra, dec)` is traced);
+    `group_ids` ``(chan,)``: each channel's group, ``n_groups`` for excluded channels;
+    static: `members` (the unit's index in the setup, alone), `n_groups`, `grid_start` and
+    `nphot` (as for `FoldBlock`).
+    """
+
+    response: Any
+    group_ids: Int[Array, " chan"]
+    members: tuple[int, ...] = eqx.field(static=True)
+    n_groups: int = eqx.field(static=True)
+    grid_start: int = eqx.field(static=True)
+    nphot: int = eqx.field(static=True)
+
+    @property
+    def n_rows(self) -> int:
+        return 1
+
+    def grouped_drm(self, ra: Float[Array, ""], dec: Float[Array, ""]
+                    ) -> Float[Array, "group nphot"]:
+        """The response at ``(ra, dec)``, its channels summed per group: ``(group, nphot)``."""
+        drm = self.response.drm_at(ra, dec)
+        summed = jax.ops.segment_sum(drm.T, self.group_ids, num_segments=self.n_groups + 1)
+        return summed[: self.n_groups]
+
+
+Block = FoldBlock | BandedBlock | DynamicBlock
+
+
+class GroupedCounts(eqx.Module):
+    """What was observed, per group of a `FoldSetup` (``(*batch, group)``, the setup's order).
+
+    **Fields:** `src_counts`, `bkg_counts`, `src_errors`, `bkg_errors`.
+    """
+
+    src_counts: Float[Array, "*batch group"]
+    bkg_counts: Float[Array, "*batch group"]
+    src_errors: Float[Array, "*batch group"]
+    bkg_errors: Float[Array, "*batch group"]
+
+
+class FoldSetup(eqx.Module):
+    """What the instrument does for the units of one statistic: groups on one flat axis,
+    responses in fold blocks. The observed counts are apart (`GroupedCounts`), so many
+    observations of one setup are a `jax.vmap` over counts.
 
     **Fields:** `energies` ``(point,)``: where the model is evaluated, every block's distinct
-    photon grids end to end (the model runs once per stack): `join_grids`'s layout when `joined`,
-    else `ngrid` points per bin (`DataUnit.egrid`'s); `blocks` (`FoldBlock`s and
-    `BandedBlock`s); per group (``(group,)``, unit after unit in stack order): `src_counts`,
-    `bkg_counts`, `src_errors`, `bkg_errors`, `group_unit` (the group's unit, an index into the
-    stack's units), `ts` and `tb` (source and background efficiencies times the units' `sf` and
-    `bf`), `group_rf` and `group_weight`; per unit (``(unit,)``, stack order):
-    `src_efficiency`, `bkg_efficiency`, `weight`, `sf`, `bf`, `rf`; static: `stat`, `ngrid`,
-    `joined` (whether every grid's bins share their edges), `positions` (each unit's index in
-    its `Data`), `n_groups` (each unit's number of groups) and `has_background` (whether each
-    unit has a background file).
+    photon grids end to end (the model runs once per setup): `join_grids`'s layout when `joined`,
+    else `ngrid` points per bin (`DataUnit.egrid`'s); `blocks` (`FoldBlock`s, `BandedBlock`s and
+    `DynamicBlock`s); per group (``(group,)``, unit after unit in setup order): `group_unit` (the
+    group's unit, an index into the setup's units), `ts` and `tb` (source and background
+    efficiencies times the units' `sf` and `bf`), `group_rf` and `group_weight`; per unit
+    (``(unit,)``): `src_efficiency`, `bkg_efficiency`, `weight`, and the data-layer parameters'
+    values `sf`, `bf`, `rf`, `ra`, `dec`; `channel_group` ``(channel,)``: each channel's group on
+    the flat axis (units' channels end to end), the total number of groups for channels left
+    out (`group_counts`); static: `stat`, `ngrid`, `joined` (whether every grid's bins share their
+    edges), `positions` (each unit's index in its `Data`), `n_groups` and `n_channels` (per
+    unit) and `has_background` (whether each unit has a background file).
     """
 
     energies: Float[Array, " point"]
-    blocks: tuple[FoldBlock | BandedBlock, ...]
-    src_counts: Float[Array, " group"]
-    bkg_counts: Float[Array, " group"]
-    src_errors: Float[Array, " group"]
-    bkg_errors: Float[Array, " group"]
+    blocks: tuple[Block, ...]
     group_unit: Int[Array, " group"]
     ts: Float[Array, " group"]
     tb: Float[Array, " group"]
@@ -147,11 +194,15 @@ class Stack(eqx.Module):
     sf: Float[Array, " unit"]
     bf: Float[Array, " unit"]
     rf: Float[Array, " unit"]
+    ra: Float[Array, " unit"]
+    dec: Float[Array, " unit"]
+    channel_group: Int[Array, " channel"]
     stat: str = eqx.field(static=True)
     ngrid: int = eqx.field(static=True)
     joined: bool = eqx.field(static=True)
     positions: tuple[int, ...] = eqx.field(static=True)
     n_groups: tuple[int, ...] = eqx.field(static=True)
+    n_channels: tuple[int, ...] = eqx.field(static=True)
     has_background: tuple[bool, ...] = eqx.field(static=True)
 
     @property
@@ -162,6 +213,32 @@ class Stack(eqx.Module):
     def offsets(self) -> tuple[int, ...]:
         """Each unit's first group on the flat axis."""
         return tuple(int(x) for x in np.cumsum((0,) + self.n_groups[:-1]))
+
+    @property
+    def total_groups(self) -> int:
+        return int(sum(self.n_groups))
+
+    @property
+    def dynamic(self) -> bool:
+        """Whether a response of this setup depends on parameters."""
+        return any(isinstance(block, DynamicBlock) for block in self.blocks)
+
+
+class Stack(eqx.Module):
+    """A `FoldSetup` and its `GroupedCounts` together (the form before they were split; kept so
+    that ``data.stacked`` and code written for it work). Attributes of either are read through.
+    """
+
+    setup: FoldSetup
+    counts: GroupedCounts
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        for part in (self.setup, self.counts):
+            if hasattr(part, name):
+                return getattr(part, name)
+        raise AttributeError(f"'Stack' object has no attribute {name!r}")
 
 
 def _scalar(value, what: str, unit_name: str) -> float:
@@ -176,10 +253,13 @@ def _scalar(value, what: str, unit_name: str) -> float:
 
 @dataclass(frozen=True)
 class _Host:
-    """One unit's photon grid and grouped DRM on the host, read once."""
+    """One unit's photon grid, grouped DRM and channel-to-group ids on the host, read once;
+    `response` is the unit's response when it depends on parameters (else `None`)."""
 
     egrid: np.ndarray
     drm: np.ndarray
+    group_ids: np.ndarray
+    response: Any = None
 
     @property
     def nbin(self) -> int:
@@ -211,11 +291,13 @@ def _pack_by_size(indices: list[int], hosts: Sequence[_Host]) -> list[list[int]]
 
 
 def plan_blocks(hosts: Sequence[_Host]) -> list[tuple[str, list[int]]]:
-    """``(kind, unit indices)`` per block, kind ``"wide"`` or ``"padded"``, in order of each
-    block's first unit."""
+    """``(kind, unit indices)`` per block, kind ``"wide"``, ``"padded"`` or ``"dynamic"`` (a unit
+    whose response depends on parameters, alone), in order of each block's first unit."""
     by_grid: dict[bytes, list[int]] = {}
+    dynamic = [("dynamic", [i]) for i, host in enumerate(hosts) if host.response is not None]
     for i, host in enumerate(hosts):
-        by_grid.setdefault(host.egrid.tobytes(), []).append(i)
+        if host.response is None:
+            by_grid.setdefault(host.egrid.tobytes(), []).append(i)
     groups = list(by_grid.values())
     if len(groups) <= MAX_WIDE_BLOCKS:
         plans = [("wide", members) for members in groups]
@@ -223,7 +305,7 @@ def plan_blocks(hosts: Sequence[_Host]) -> list[tuple[str, list[int]]]:
         plans = [("wide", members) for members in groups if len(members) > 1]
         alone = [members[0] for members in groups if len(members) == 1]
         plans += [("padded", members) for members in _pack_by_size(alone, hosts)]
-    return sorted(plans, key=lambda plan: plan[1][0])
+    return sorted(plans + dynamic, key=lambda plan: plan[1][0])
 
 
 def _wide_block(hosts: Sequence[_Host], members: list[int], start: int, grid_start: int):
@@ -347,12 +429,50 @@ def join_grids(grids: Sequence[np.ndarray], ngrid: int) -> np.ndarray:
     return np.concatenate([*parts, grids[-1][-1:]])
 
 
-def build_stack(units: Sequence, positions: Sequence[int]) -> Stack:
-    """The `Stack` of the units at `positions` (all of one statistic)."""
+VIEWS = ("group", "rebin", "channel")
+"""The groupings a setup can be built for: the fit's groups, the rebinning grid of the ``_re_``
+views, or every channel alone (`simulate`)."""
+
+
+def _host(unit, view: str) -> _Host:
+    """`unit`'s grid, DRM columns and channel ids for `view` (see `VIEWS`), read with numpy
+    from the unit's stored arrays (so a setup can be built while tracing code that closes over
+    the unit)."""
+    egrid = photon_grid(np.asarray(unit.rsp.phbin), unit.ngrid).astype(np.float64)
+    response = None if unit.rsp.constant else unit.rsp
+    if view == "group":
+        drm, ids = unit.rsp_drm, unit.group_ids
+    elif view == "rebin":
+        drm, ids = unit.rsp_re_drm, unit.rebin_ids
+    else:
+        drm, ids = unit.rsp.drm, np.arange(unit.rsp.n_channels)
+    return _Host(egrid=egrid, drm=np.asarray(drm, dtype=np.float64),
+                 group_ids=np.asarray(ids, dtype=np.int64), response=response)
+
+
+def _host_value(par) -> float:
+    """A `Par`'s physical value, computed on the host."""
+    val = float(np.asarray(par.val))
+    return 10.0**val if par.scale == "log" else val
+
+
+def _dynamic_block(host: _Host, start: int, grid_start: int) -> DynamicBlock:
+    return DynamicBlock(response=host.response, group_ids=int_array(host.group_ids),
+                        members=(start,), n_groups=host.n_groups, grid_start=grid_start,
+                        nphot=host.nbin)
+
+
+def build_setup(units: Sequence, positions: Sequence[int], view: str = "group") -> FoldSetup:
+    """The `FoldSetup` of the units at `positions` (all of one statistic), for `view`.
+
+    Units are reordered so that each block's units are adjacent; `FoldSetup.positions` says
+    where each came from.
+    """
+    if view not in VIEWS:
+        raise ValueError(f"view must be one of {list(VIEWS)}, got {view!r}")
     chosen = [units[i] for i in positions]
     ngrid = chosen[0].ngrid
-    hosts = [_Host(egrid=np.asarray(u.egrid, dtype=np.float64),
-                   drm=np.asarray(u.rsp_drm, dtype=np.float64)) for u in chosen]
+    hosts = [_host(u, view) for u in chosen]
     joined = ngrid > 1 and all(shares_edges(host.egrid, ngrid) for host in hosts)
     blocks, grids, order = [], [], []
     for kind, members in plan_blocks(hosts):
@@ -360,39 +480,129 @@ def build_stack(units: Sequence, positions: Sequence[int]) -> Stack:
         grid_start = sum(g.shape[0] for g in grids) // ngrid + (len(grids) if joined else 0)
         if kind == "wide":
             block, block_grids = _wide_block(hosts, members, len(order), grid_start)
-        else:
+        elif kind == "padded":
             block, block_grids = _padded_block(hosts, members, len(order), grid_start, ngrid)
+        else:
+            host = hosts[members[0]]
+            block, block_grids = _dynamic_block(host, len(order), grid_start), [host.egrid]
         blocks.append(block)
         grids.extend(block_grids)
         order.extend(members)
     ordered = [chosen[i] for i in order]
+    ordered_hosts = [hosts[i] for i in order]
+    n_groups = [host.n_groups for host in ordered_hosts]
 
     def per_group(values):
-        return np.concatenate([np.broadcast_to(v, (u.n_groups,)) for u, v in zip(ordered, values)])
+        return np.concatenate([np.broadcast_to(v, (n,)) for n, v in zip(n_groups, values)])
 
-    src_eff = np.array([_scalar(u.src_efficiency, "src efficiency", u.name) for u in ordered])
-    bkg_eff = np.array([_scalar(u.bkg_efficiency, "bkg efficiency", u.name) for u in ordered])
-    sf = np.array([float(u.src.factor.value) for u in ordered])
-    bf = np.array([float(u.bkg.factor.value) for u in ordered])
-    rf = np.array([float(u.rsp.factor.value) for u in ordered])
+    src_eff = np.array([_scalar(np.asarray(u.src.exposure), "src efficiency", u.name)
+                        for u in ordered])
+    bkg_eff = np.array([_scalar(np.asarray(u.bkg.exposure) * np.asarray(u.bkg.backscale)
+                                / np.asarray(u.src.backscale), "bkg efficiency", u.name)
+                        for u in ordered])
+    values = {label: np.array([_host_value(u.params[label]) for u in ordered])
+              for label in ("sf", "bf", "rf", "ra", "dec")}
     weight = np.array([float(u.weight) for u in ordered])
-    counts = {name: np.concatenate([np.asarray(getattr(u, name), dtype=np.float64)
-                                    for u in ordered])
-              for name in ("src_counts", "bkg_counts", "src_errors", "bkg_errors")}
-    return Stack(
+    return FoldSetup(
         energies=float_array(join_grids(grids, ngrid) if joined else np.concatenate(grids)),
         blocks=tuple(blocks),
-        **{name: float_array(value) for name, value in counts.items()},
         group_unit=int_array(per_group(range(len(ordered)))),
-        ts=float_array(per_group(src_eff * sf)), tb=float_array(per_group(bkg_eff * bf)),
-        group_rf=float_array(per_group(rf)), group_weight=float_array(per_group(weight)),
+        ts=float_array(per_group(src_eff * values["sf"])),
+        tb=float_array(per_group(bkg_eff * values["bf"])),
+        group_rf=float_array(per_group(values["rf"])), group_weight=float_array(per_group(weight)),
         src_efficiency=float_array(src_eff), bkg_efficiency=float_array(bkg_eff),
-        weight=float_array(weight), sf=float_array(sf), bf=float_array(bf), rf=float_array(rf),
+        weight=float_array(weight), **{k: float_array(v) for k, v in values.items()},
+        channel_group=int_array(_channel_groups(ordered_hosts)),
         stat=chosen[0].stat, ngrid=ngrid, joined=joined,
         positions=tuple(int(positions[i]) for i in order),
-        n_groups=tuple(int(u.n_groups) for u in ordered),
+        n_groups=tuple(n_groups),
+        n_channels=tuple(int(host.group_ids.shape[0]) for host in ordered_hosts),
         has_background=tuple(bool(u.bkg_given) for u in ordered),
     )
+
+
+def _channel_groups(hosts: Sequence[_Host]) -> np.ndarray:
+    """Each channel's group on the flat axis (units end to end); the total for the discarded."""
+    total = sum(host.n_groups for host in hosts)
+    parts, offset = [], 0
+    for host in hosts:
+        ids = host.group_ids
+        parts.append(np.where(ids < host.n_groups, ids + offset, total))
+        offset += host.n_groups
+    return np.concatenate(parts)
+
+
+def grouped_counts(units: Sequence, setup: FoldSetup) -> GroupedCounts:
+    """The units' grouped counts and errors in `setup`'s order (`units` in `Data` order)."""
+    ordered = [units[i] for i in setup.positions]
+    return GroupedCounts(**{
+        name: float_array(np.concatenate([np.asarray(getattr(u, name), dtype=np.float64)
+                                          for u in ordered]))
+        for name in ("src_counts", "bkg_counts", "src_errors", "bkg_errors")})
+
+
+def _sum_channels(values: Float[Array, "*batch channel"], setup: FoldSetup
+                  ) -> Float[Array, "*batch group"]:
+    moved = jnp.moveaxis(values, -1, 0)
+    summed = jax.ops.segment_sum(moved, setup.channel_group, num_segments=setup.total_groups + 1)
+    return jnp.moveaxis(summed[: setup.total_groups], 0, -1)
+
+
+def group_counts(setup: FoldSetup, src_counts: Float[Array, "*batch channel"],
+                 bkg_counts: Float[Array, "*batch channel"] | None = None,
+                 template: GroupedCounts | None = None) -> GroupedCounts:
+    """Channel counts grouped as `setup` groups them: pure JAX (use under `jit` and `vmap`).
+
+    **Arguments:**
+
+    - `setup`: the `FoldSetup`.
+    - `src_counts`: source counts per channel, the setup's units end to end in its order
+        (``setup.n_channels`` each).
+    - `bkg_counts`: likewise, or `None` to keep `template`'s background counts and errors.
+    - `template`: the counts whose background errors a Gaussian-background statistic keeps.
+
+    The source errors are ``sqrt(counts)`` (Poisson); the background's are ``sqrt(counts)`` for
+    a Poisson-background statistic and `template`'s for a Gaussian one (the file's errors).
+
+    **Returns:** a `GroupedCounts` ``(*batch, group)``.
+    """
+    src = _sum_channels(jnp.asarray(src_counts), setup)
+    src_errors = jnp.sqrt(jnp.maximum(src, 0.0))
+    if bkg_counts is None:
+        if template is None:
+            raise ValueError("group_counts: give bkg_counts or a template with the background")
+        shape = src.shape
+        return GroupedCounts(src, jnp.broadcast_to(template.bkg_counts, shape), src_errors,
+                             jnp.broadcast_to(template.bkg_errors, shape))
+    bkg = _sum_channels(jnp.asarray(bkg_counts), setup)
+    if statistic(setup.stat).background == "gaussian":
+        if template is None:
+            raise ValueError(f"group_counts: stat {setup.stat!r} keeps the background errors "
+                             "of a template; give template")
+        bkg_errors = jnp.broadcast_to(template.bkg_errors, bkg.shape)
+    else:
+        bkg_errors = jnp.sqrt(jnp.maximum(bkg, 0.0))
+    return GroupedCounts(src, bkg, src_errors, bkg_errors)
+
+
+def group_unit_counts(setups: Sequence[FoldSetup], templates: Sequence[GroupedCounts],
+                      src_counts: Sequence[Any], bkg_counts: Sequence[Any] | None = None
+                      ) -> tuple[GroupedCounts, ...]:
+    """`group_counts` for every setup of a `Data`: `src_counts` (and `bkg_counts`, or `None`)
+    one ``(*batch, chan)`` array per unit in `Data` order; `templates` the `Data`'s counts."""
+    out = []
+    for setup, template in zip(setups, templates):
+        src = jnp.concatenate([jnp.asarray(src_counts[i]) for i in setup.positions], -1)
+        bkg = None if bkg_counts is None else jnp.concatenate(
+            [jnp.asarray(bkg_counts[i]) for i in setup.positions], -1)
+        out.append(group_counts(setup, src, bkg, template))
+    return tuple(out)
+
+
+def build_stack(units: Sequence, positions: Sequence[int]) -> Stack:
+    """The `Stack` (setup and counts) of the units at `positions` (all of one statistic)."""
+    setup = build_setup(units, positions)
+    return Stack(setup, grouped_counts(units, setup))
 
 
 def plan_stacks(units: Sequence) -> list[list[int]]:

@@ -1,9 +1,14 @@
-"""Lossless save and load of data units (``.npz`` arrays + JSON settings)."""
+"""Lossless save and load of a data unit's constructor arguments (``.npz`` arrays + JSON).
+
+Works on settings and containers, not on `DataUnit` itself: `DataUnit.save` passes its
+`settings()` and info rows in, and `DataUnit.load` builds a unit from what `load_unit` returns.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -13,6 +18,11 @@ from .response import Auxiliary, Redistribution, Response
 from .spectrum import Background, Source
 
 _FORMAT = "bayspec_jax.DataUnit/1"
+
+_PLAIN_SETTINGS = ("stat", "notc", "grpg", "rebn", "time", "weight", "name")
+_SPECTRUM_ARRAYS = ("counts", "errors", "exposure", "quality", "grouping", "backscale",
+                    "channels")
+_RESPONSE_ARRAYS = ("chbin", "phbin", "drm", "channels")
 
 
 def _par_state(par: Par) -> dict:
@@ -33,51 +43,56 @@ def _par_from_state(state: dict) -> Par:
                unit=state["unit"], comment=state["comment"])
 
 
-def _spectrum_arrays(prefix: str, spectrum: Any, arrays: dict) -> dict:
-    for field in ("counts", "errors", "exposure", "quality", "grouping", "backscale", "channels"):
+def _spectrum_state(prefix: str, spectrum: Any, arrays: dict) -> dict:
+    for field in _SPECTRUM_ARRAYS:
         arrays[f"{prefix}.{field}"] = np.asarray(getattr(spectrum, field))
     return {"name": spectrum.name, "poisson": spectrum.poisson, "file": spectrum.file,
             "factor": _par_state(spectrum.factor)}
 
 
-def _response_arrays(prefix: str, response: Any, arrays: dict) -> dict:
-    for field in ("chbin", "phbin", "drm", "channels"):
+def _response_state(prefix: str, response: Any, arrays: dict) -> dict:
+    for field in _RESPONSE_ARRAYS:
         arrays[f"{prefix}.{field}"] = np.asarray(getattr(response, field))
     return {"name": response.name, "file": response.file, "ra": _par_state(response.ra),
             "dec": _par_state(response.dec), "factor": _par_state(response.factor)}
 
 
-def save_unit(unit: Any, savepath: str | os.PathLike) -> None:
-    """Write ``dataunit.json`` (info table) and ``dataunit.npz`` (everything) into `savepath`."""
+def save_unit(settings: Mapping[str, Any], info: Mapping[str, Any],
+              savepath: str | os.PathLike) -> None:
+    """Write ``dataunit.json`` (the info table) and ``dataunit.npz`` (everything) into `savepath`.
+
+    **Arguments:**
+
+    - `settings`: a unit's constructor arguments as objects (`DataUnit.settings()`): `src`,
+        `bkg`, `rmf`, `arf`, `rsp` (`None` where absent), and `stat`, `notc`, `grpg`, `rebn`,
+        `time`, `weight`, `name` as plain values.
+    - `info`: the unit's info rows, ``{property: value}``, written as bayspec writes them.
+    - `savepath`: a folder, created if missing.
+    """
     os.makedirs(savepath, exist_ok=True)
-    info = unit._info_dict()
     with open(os.path.join(savepath, "dataunit.json"), "w") as f:
-        json.dump({"Property": list(info), unit.name: list(info.values())}, f, indent=1)
+        json.dump({"Property": list(info), settings["name"]: list(info.values())}, f, indent=1)
     arrays: dict[str, np.ndarray] = {}
-    state = {"format": _FORMAT, "settings": {
-        "stat": unit.stat, "notc": None if unit.notc is None else [list(w) for w in unit.notc],
-        "grpg": unit.grpg, "rebn": unit.rebn, "time": unit.time, "weight": unit.weight,
-        "name": unit.name}}
-    state["src"] = _spectrum_arrays("src", unit.src, arrays)
-    if unit.bkg_given:
-        state["bkg"] = _spectrum_arrays("bkg", unit.bkg, arrays)
+    state = {"format": _FORMAT, "settings": {key: settings[key] for key in _PLAIN_SETTINGS}}
+    state["src"] = _spectrum_state("src", settings["src"], arrays)
+    if settings["bkg"] is not None:
+        state["bkg"] = _spectrum_state("bkg", settings["bkg"], arrays)
     for key in ("rmf", "arf", "rsp"):
-        obj = getattr(unit, key)
-        if obj is None or (key == "rsp" and unit.rsp_composed):
+        obj = settings[key]
+        if obj is None:
             continue
         if key == "arf":
             arrays["arf.phbin"], arrays["arf.srp"] = np.asarray(obj.phbin), np.asarray(obj.srp)
             state["arf"] = {"name": obj.name, "file": obj.file}
         else:
-            state[key] = _response_arrays(key, obj, arrays)
+            state[key] = _response_state(key, obj, arrays)
     arrays["__state__"] = np.frombuffer(json.dumps(state).encode(), dtype=np.uint8)
     np.savez(os.path.join(savepath, "dataunit.npz"), **arrays)
 
 
-def load_unit(savepath: str | os.PathLike) -> Any:
-    """Rebuild the unit written by `save_unit`."""
-    from .unit import DataUnit
-
+def load_unit(savepath: str | os.PathLike) -> dict[str, Any]:
+    """The constructor arguments written by `save_unit`: ``DataUnit(**load_unit(savepath))``
+    rebuilds the unit."""
     path = os.path.join(savepath, "dataunit.npz")
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no saved data unit (expected dataunit.npz)")
@@ -88,6 +103,8 @@ def load_unit(savepath: str | os.PathLike) -> Any:
         raise ValueError(f"{path}: not a saved bayspec_jax data unit")
 
     def spectrum(cls, prefix):
+        if prefix not in state:
+            return None
         meta = state[prefix]
         return cls(*(arrays[f"{prefix}.{f}"] for f in ("counts", "errors", "exposure")),
                    quality=arrays[f"{prefix}.quality"], grouping=arrays[f"{prefix}.grouping"],
@@ -108,9 +125,6 @@ def load_unit(savepath: str | os.PathLike) -> Any:
     if "arf" in state:
         arf = Auxiliary(arrays["arf.phbin"], arrays["arf.srp"], name=state["arf"]["name"],
                         file=state["arf"]["file"])
-    return DataUnit(
-        src=spectrum(Source, "src"),
-        bkg=spectrum(Background, "bkg") if "bkg" in state else None,
-        rmf=response(Redistribution, "rmf"), arf=arf, rsp=response(Response, "rsp"),
-        **state["settings"],
-    )
+    return dict(src=spectrum(Source, "src"), bkg=spectrum(Background, "bkg"),
+                rmf=response(Redistribution, "rmf"), arf=arf, rsp=response(Response, "rsp"),
+                **state["settings"])

@@ -2,9 +2,10 @@
 
 Building a unit decides which channels count (quality and notice windows) and how they are
 grouped (file GROUPING, threshold or optimal grouping), and stores the answer as integer
-segment ids and masks, with the grouped response precomputed. Every view (grouped counts,
-rates, count spectra, grouped DRMs...) is then a `segment_sum` or an elementwise expression:
-no Python loop runs at fit time.
+segment ids and masks, with the grouped response precomputed. The bayspec views (grouped
+counts, rates, count spectra, grouped DRMs...) are computed on the host with numpy from those
+arrays and returned as jax arrays. Fits do not read them: they fold through the stacked setup
+(`Data.setup`), built on the host from the same arrays.
 """
 
 from __future__ import annotations
@@ -26,14 +27,13 @@ from jaxtyping import Array, Bool, Float, Int
 from .._table import Table
 from ..params import Par
 from ..significance import pgsig_inv, ppsig_inv
+from ..stats import STATISTICS, statistic
 from ._convert import float_array, int_array
-from .binning import Groups, group_sum, normalize_windows, notice_mask, resolve_groups
+from .binning import Groups, normalize_windows, notice_mask, photon_grid, resolve_groups
 from .grouping import GROUPING_KEYS, build_grouping, channel_fwhm
-from .response import Auxiliary, Redistribution, Response
+from .response import AbstractResponse, Auxiliary, Redistribution, Response
 from .spectrum import Background, Source
-
-STATISTICS = ("pgstat", "cstat", "ppstat", "pstat", "chi2", "gstat")
-"""The statistics a unit may use."""
+from .storage import load_unit, save_unit
 
 NGRID = 5
 """Points per photon bin at which models are evaluated (`DataUnit.egrid`)."""
@@ -42,15 +42,65 @@ _SETTINGS = ("src", "bkg", "rmf", "arf", "rsp", "stat", "notc", "grpg", "rebn", 
              "weight", "name")
 
 
-def _xp(*arrays: Any) -> Any:
-    """`numpy` for concrete arrays (building units then compiles nothing), `jax.numpy` when any
-    is traced."""
-    return jnp if any(isinstance(a, jax.core.Tracer) for a in arrays) else np
+def _host_value(par: Par) -> np.ndarray:
+    """A `Par`'s physical value (`Par.value`) computed with numpy."""
+    val = np.asarray(par.val)
+    return 10.0**val if par.scale == "log" else val
 
 
-def _load(kind: str, value: Any, cls: type) -> Any:
-    """An object of `cls` from an object, a path, a BytesIO, ``"path:ii"`` or ``(file, ii)``."""
-    if value is None or isinstance(value, cls):
+_PARTS = {"src": "source", "bkg": "background", "net": "net (source - background)"}
+_QUANTITIES = {"counts": "counts", "ctsrate": "count rate [counts/s]",
+               "ctsspec": "count spectrum [counts/s/keV]"}
+
+
+def _count_view_name(part: str, quantity: str, rebinned: bool, error: bool) -> str:
+    """bayspec's name: ``{part}_[re_]counts`` / ``_[re_]errors``, or
+    ``{part}_[re_]{ctsrate|ctsspec}[_error]``."""
+    re = "re_" if rebinned else ""
+    if quantity == "counts":
+        return f"{part}_{re}{'errors' if error else 'counts'}"
+    return f"{part}_{re}{quantity}{'_error' if error else ''}"
+
+
+def _count_view_doc(part: str, quantity: str, rebinned: bool, error: bool) -> str:
+    def name(part: str, quantity: str) -> str:
+        return f"`{_count_view_name(part, quantity, rebinned, error)}`"
+
+    subject = f"{_PARTS[part]} {_QUANTITIES[quantity]}"
+    head = f"1-sigma error of the {subject}" if error else subject[0].upper() + subject[1:]
+    grid = "rebinning group (``rebn``, for plots)" if rebinned else "fitted group"
+    if part == "net":
+        src, bkg = name("src", quantity), name("bkg", quantity)
+        how = f"{src} and {bkg} in quadrature" if error else f"{src} - {bkg}"
+    elif quantity == "counts":
+        how = "its channels' errors in quadrature" if error else "the sum of its channels' counts"
+    elif quantity == "ctsrate":
+        how = f"{name(part, 'counts')} over `corr_{part}_efficiency`"
+        if part == "bkg":
+            how += " (with per-channel BACKSCAL, that of each group's first channel)"
+    else:
+        how = f"{name(part, 'ctsrate')} over `rsp_{'re_' if rebinned else ''}chbin_width`"
+    return f"{head} per {grid}: {how}."
+
+
+def _count_view(part: str, quantity: str, rebinned: bool = False, error: bool = False
+                ) -> property:
+    """The `DataUnit` property of one bayspec count view: `part` (``src``, ``bkg``, ``net``),
+    `quantity` (``counts``, ``ctsrate``, ``ctsspec``), on the rebinning grid or not, value or
+    1-sigma error; computed on the host by `DataUnit._count_values`."""
+    def view(self: DataUnit) -> Float[Array, " group"]:
+        return jnp.asarray(self._count_values(part, quantity, rebinned, error))
+
+    view.__name__ = _count_view_name(part, quantity, rebinned, error)
+    view.__qualname__ = f"DataUnit.{view.__name__}"
+    view.__doc__ = _count_view_doc(part, quantity, rebinned, error)
+    return property(view)
+
+
+def _load(kind: str, value: Any, cls: type, accepted: type | None = None) -> Any:
+    """An object of `cls` (or of `accepted`) from an object, a path, a BytesIO, ``"path:ii"``
+    or ``(file, ii)``."""
+    if value is None or isinstance(value, accepted or cls):
         return value
     if isinstance(value, eqx.Module):
         raise ValueError(f"{kind}: expected a {cls.__name__} or a file, got {type(value).__name__}")
@@ -144,7 +194,7 @@ class DataUnit(eqx.Module):
         background = _load("bkg", bkg, Background)
         redistribution = _load("rmf", rmf, Redistribution)
         auxiliary = _load("arf", arf, Auxiliary)
-        response = _load("rsp", rsp, Response)
+        response = _load("rsp", rsp, Response, AbstractResponse)
         composed = False
         if response is None and redistribution is not None and auxiliary is not None:
             response = redistribution * auxiliary
@@ -214,7 +264,7 @@ class DataUnit(eqx.Module):
 
     def _build_flags(self, settings: dict, valid: np.ndarray) -> np.ndarray:
         zeroed = lambda x: np.where(valid, np.asarray(x, dtype=np.float64), 0.0)  # noqa: E731
-        alpha = float(np.mean(np.asarray(self.alpha)))
+        alpha = self._scalar_alpha()
         fwhm = None
         if settings.get("method", "threshold") == "optimal":
             fwhm = channel_fwhm(np.asarray(self.rsp.chbin), np.asarray(self.rsp.phbin),
@@ -223,9 +273,10 @@ class DataUnit(eqx.Module):
                               zeroed(self.bkg.errors), alpha, valid, stat=self.stat, fwhm=fwhm)
 
     def _check_gaussian_errors(self, label: str) -> None:
-        if self.stat not in ("chi2", "gstat") or self.n_groups == 0:
+        if not statistic(self.stat).needs_errors or self.n_groups == 0:
             return
-        zero = np.flatnonzero((np.asarray(self.src_errors) == 0) & (np.asarray(self.bkg_errors) == 0))
+        src, bkg = (self._count_values(part, "counts", False, True) for part in ("src", "bkg"))
+        zero = np.flatnonzero((src == 0) & (bkg == 0))
         if zero.size:
             raise ValueError(
                 f"unit {label}: stat={self.stat!r} needs a non-zero error in every group, but "
@@ -243,10 +294,12 @@ class DataUnit(eqx.Module):
 
     @property
     def grpg(self) -> dict | None:
+        """The grouping settings (`None`: the file's GROUPING)."""
         return None if self.grpg_items is None else dict(self.grpg_items)
 
     @property
     def rebn(self) -> dict | None:
+        """The rebinning settings of the ``_re_`` views (`None`: as `grpg`)."""
         return None if self.rebn_items is None else dict(self.rebn_items)
 
     def settings(self) -> dict:
@@ -280,112 +333,158 @@ class DataUnit(eqx.Module):
         if self.rsp is None:
             raise ValueError(f"unit {self.name} has no response: give rsp, or rmf and arf")
 
+    def _time_array(self, n: int) -> Float[Array, " n"]:
+        return jnp.full(n, jnp.nan if self.time is None else self.time)
+
+    def _ebin(self) -> np.ndarray:
+        self._need_response()
+        return np.asarray(self.rsp.phbin).astype(jnp.result_type(float))
+
     @property
     def ebin(self) -> Float[Array, "phot 2"]:
-        """Photon energy bins [keV]."""
-        self._need_response()
-        phbin = self.rsp.phbin
-        xp = _xp(phbin)
-        return jnp.asarray(xp.asarray(phbin).astype(jnp.result_type(float)))
+        """Photon energy bins [keV], in the default float precision."""
+        return jnp.asarray(self._ebin())
 
     @property
     def ewidth(self) -> Float[Array, " phot"]:
-        return self.ebin[:, 1] - self.ebin[:, 0]
+        """Photon bin widths [keV]."""
+        ebin = self._ebin()
+        return jnp.asarray(ebin[:, 1] - ebin[:, 0])
 
     @property
     def nbin(self) -> int:
+        """Number of photon bins."""
         self._need_response()
         return int(self.rsp.phbin.shape[0])
 
     @property
     def tarr(self) -> Float[Array, " phot"]:
-        return jnp.full(self.nbin, jnp.nan if self.time is None else self.time)
+        """The unit's `time` (NaN when none) per photon bin."""
+        return self._time_array(self.nbin)
 
     @property
     def ngrid(self) -> int:
+        """Points per photon bin of `egrid`."""
         return NGRID
 
     @property
     def egrid(self) -> Float[Array, " phot*ngrid"]:
-        """`ngrid` equally spaced energies per photon bin, both edges included, flattened.
-
-        Computed on the host (numpy, as bayspec) unless the bins are traced: building units
-        then compiles nothing.
-        """
-        ebin = self.ebin
-        xp = _xp(ebin)
-        ebin = xp.asarray(ebin)
-        scale = xp.linspace(0.0, 1.0, NGRID, dtype=ebin.dtype)
-        grid = ebin[:, :1] + (ebin[:, 1:] - ebin[:, :1]) * scale
-        return jnp.asarray(xp.maximum(grid, 1e-10).ravel())
+        """`ngrid` equally spaced energies per photon bin, both edges included, flattened
+        (`binning.photon_grid`, on the host as bayspec)."""
+        self._need_response()
+        return jnp.asarray(photon_grid(np.asarray(self.rsp.phbin), NGRID))
 
     @property
     def tgrid(self) -> Float[Array, " phot*ngrid"]:
-        return jnp.repeat(self.tarr, NGRID)
+        """`tarr` at every point of `egrid`."""
+        return self._time_array(self.nbin * NGRID)
 
     # -- efficiencies -------------------------------------------------------------------------
 
+    def _efficiency(self, part: str, corrected: bool = False) -> np.ndarray:
+        """Source exposure, or background exposure scaled by BACKSCAL (scalar or per channel),
+        times the part's factor (``sf``, ``bf``) when `corrected`."""
+        spectrum = self.src if part == "src" else self.bkg
+        efficiency = np.asarray(spectrum.exposure)
+        if part == "bkg":
+            efficiency = (efficiency * np.asarray(self.bkg.backscale)
+                          / np.asarray(self.src.backscale))
+        return efficiency * _host_value(spectrum.factor) if corrected else efficiency
+
     @property
     def src_efficiency(self) -> Float[Array, ""]:
+        """Source exposure [s]."""
         return self.src.exposure
 
     @property
     def bkg_efficiency(self) -> Float[Array, "*chan"]:
-        return self.bkg.exposure * self.bkg.backscale / self.src.backscale
+        """Background exposure [s] times its BACKSCAL over the source's."""
+        return jnp.asarray(self._efficiency("bkg"))
 
     @property
     def alpha(self) -> Float[Array, "*chan"]:
-        return self.src_efficiency / self.bkg_efficiency
+        """`src_efficiency` over `bkg_efficiency`: the background's scale in the source region."""
+        return jnp.asarray(self._efficiency("src") / self._efficiency("bkg"))
 
     @property
     def corr_src_efficiency(self) -> Float[Array, ""]:
-        return self.src_efficiency * self.src.factor.value
+        """`src_efficiency` times the source factor ``sf``."""
+        return jnp.asarray(self._efficiency("src", corrected=True))
 
     @property
     def corr_bkg_efficiency(self) -> Float[Array, "*chan"]:
-        return self.bkg_efficiency * self.bkg.factor.value
+        """`bkg_efficiency` times the background factor ``bf``."""
+        return jnp.asarray(self._efficiency("bkg", corrected=True))
 
-    # -- grouped counts -------------------------------------------------------------------------
+    # -- grouped counts, rates and count spectra ----------------------------------------------
 
-    def _grouped(self, values: Array, rebinned: bool, squared: bool = False) -> Array:
+    def _count_values(self, part: str, quantity: str, rebinned: bool, error: bool) -> np.ndarray:
+        """A count view on the host (numpy): see `_count_view`."""
+        if part == "net":
+            src = self._count_values("src", quantity, rebinned, error)
+            bkg = self._count_values("bkg", quantity, rebinned, error)
+            return np.sqrt(src**2 + bkg**2) if error else src - bkg
+        if quantity == "ctsspec":
+            rate = self._count_values(part, "ctsrate", rebinned, error)
+            return rate / self._chbin_width(rebinned)
+        if quantity == "ctsrate":
+            counts = self._count_values(part, "counts", rebinned, error)
+            return counts / self._group_efficiency(part, rebinned)
+        spectrum = self.src if part == "src" else self.bkg
+        return self._grouped(spectrum.errors if error else spectrum.counts, rebinned, error)
+
+    def _grouped(self, values: Array, rebinned: bool, squared: bool) -> np.ndarray:
+        """Sum per group (root sum of squares when `squared`) of channel `values`, in their
+        dtype; the discard segment (excluded channels, NaN included) is dropped."""
         self._need_response()
         ids, n = (self.rebin_ids, self.n_rebins) if rebinned else (self.group_ids, self.n_groups)
-        xp = _xp(values)
-        values = xp.asarray(values)
-        total = group_sum(values**2 if squared else values, ids, n)
-        return jnp.asarray(xp.sqrt(xp.asarray(total))) if squared else total
+        values = np.asarray(values)
+        weights = values**2 if squared else values
+        total = np.bincount(np.asarray(ids), weights=weights, minlength=n + 1)[:n]
+        total = total.astype(values.dtype)
+        return np.sqrt(total) if squared else total
 
-    @property
-    def src_counts(self) -> Float[Array, " group"]:
-        return self._grouped(self.src.counts, False)
+    def _group_efficiency(self, part: str, rebinned: bool) -> np.ndarray:
+        """The corrected efficiency of `part` per group; with per-channel BACKSCAL the
+        background's is taken at each group's first channel (as bayspec)."""
+        efficiency = self._efficiency(part, corrected=True)
+        if efficiency.ndim == 0:
+            return efficiency
+        slices = self.rebining_slice if rebinned else self.grouping_slice
+        return efficiency[slices[:, 0]]
 
-    @property
-    def src_re_counts(self) -> Float[Array, " rebin"]:
-        return self._grouped(self.src.counts, True)
-
-    @property
-    def src_errors(self) -> Float[Array, " group"]:
-        return self._grouped(self.src.errors, False, squared=True)
-
-    @property
-    def src_re_errors(self) -> Float[Array, " rebin"]:
-        return self._grouped(self.src.errors, True, squared=True)
-
-    @property
-    def bkg_counts(self) -> Float[Array, " group"]:
-        return self._grouped(self.bkg.counts, False)
-
-    @property
-    def bkg_re_counts(self) -> Float[Array, " rebin"]:
-        return self._grouped(self.bkg.counts, True)
-
-    @property
-    def bkg_errors(self) -> Float[Array, " group"]:
-        return self._grouped(self.bkg.errors, False, squared=True)
-
-    @property
-    def bkg_re_errors(self) -> Float[Array, " rebin"]:
-        return self._grouped(self.bkg.errors, True, squared=True)
+    src_counts = _count_view("src", "counts")
+    src_errors = _count_view("src", "counts", error=True)
+    src_re_counts = _count_view("src", "counts", rebinned=True)
+    src_re_errors = _count_view("src", "counts", rebinned=True, error=True)
+    bkg_counts = _count_view("bkg", "counts")
+    bkg_errors = _count_view("bkg", "counts", error=True)
+    bkg_re_counts = _count_view("bkg", "counts", rebinned=True)
+    bkg_re_errors = _count_view("bkg", "counts", rebinned=True, error=True)
+    src_ctsrate = _count_view("src", "ctsrate")
+    src_ctsrate_error = _count_view("src", "ctsrate", error=True)
+    src_re_ctsrate = _count_view("src", "ctsrate", rebinned=True)
+    src_re_ctsrate_error = _count_view("src", "ctsrate", rebinned=True, error=True)
+    src_ctsspec = _count_view("src", "ctsspec")
+    src_ctsspec_error = _count_view("src", "ctsspec", error=True)
+    src_re_ctsspec = _count_view("src", "ctsspec", rebinned=True)
+    src_re_ctsspec_error = _count_view("src", "ctsspec", rebinned=True, error=True)
+    bkg_ctsrate = _count_view("bkg", "ctsrate")
+    bkg_ctsrate_error = _count_view("bkg", "ctsrate", error=True)
+    bkg_re_ctsrate = _count_view("bkg", "ctsrate", rebinned=True)
+    bkg_re_ctsrate_error = _count_view("bkg", "ctsrate", rebinned=True, error=True)
+    bkg_ctsspec = _count_view("bkg", "ctsspec")
+    bkg_ctsspec_error = _count_view("bkg", "ctsspec", error=True)
+    bkg_re_ctsspec = _count_view("bkg", "ctsspec", rebinned=True)
+    bkg_re_ctsspec_error = _count_view("bkg", "ctsspec", rebinned=True, error=True)
+    net_ctsrate = _count_view("net", "ctsrate")
+    net_ctsrate_error = _count_view("net", "ctsrate", error=True)
+    net_re_ctsrate = _count_view("net", "ctsrate", rebinned=True)
+    net_re_ctsrate_error = _count_view("net", "ctsrate", rebinned=True, error=True)
+    net_ctsspec = _count_view("net", "ctsspec")
+    net_ctsspec_error = _count_view("net", "ctsspec", error=True)
+    net_re_ctsspec = _count_view("net", "ctsspec", rebinned=True)
+    net_re_ctsspec_error = _count_view("net", "ctsspec", rebinned=True, error=True)
 
     @property
     def npoint(self) -> int:
@@ -401,161 +500,68 @@ class DataUnit(eqx.Module):
 
     @property
     def rebining_slice(self) -> Int[np.ndarray, "rebin 2"]:
+        """Channel ``[start, stop)`` of each rebinning group."""
         return np.asarray(self.rebining_slice_items, dtype=np.int64).reshape(-1, 2)
 
-    def _chbin(self, slices: np.ndarray) -> Array:
+    def _chbin(self, rebinned: bool) -> np.ndarray:
         self._need_response()
-        chbin = self.rsp.chbin
-        return jnp.stack([chbin[slices[:, 0], 0], chbin[slices[:, 1] - 1, 1]], axis=1)
+        slices = self.rebining_slice if rebinned else self.grouping_slice
+        chbin = np.asarray(self.rsp.chbin)
+        return np.stack([chbin[slices[:, 0], 0], chbin[slices[:, 1] - 1, 1]], axis=1)
+
+    def _chbin_width(self, rebinned: bool) -> np.ndarray:
+        chbin = self._chbin(rebinned)
+        return chbin[:, 1] - chbin[:, 0]
 
     @property
     def rsp_chbin(self) -> Float[Array, "group 2"]:
         """Energy bounds of each group [keV] (first channel's E_lo, last channel's E_hi)."""
-        return self._chbin(self.grouping_slice)
+        return jnp.asarray(self._chbin(False))
 
     @property
     def rsp_re_chbin(self) -> Float[Array, "rebin 2"]:
-        return self._chbin(self.rebining_slice)
+        """Energy bounds of each rebinning group [keV]."""
+        return jnp.asarray(self._chbin(True))
 
     @property
     def rsp_chbin_mean(self) -> Float[Array, " group"]:
-        return self.rsp_chbin.mean(axis=1)
+        """Centre of each group [keV]: the mean of its bounds."""
+        return jnp.asarray(self._chbin(False).mean(axis=1))
 
     @property
     def rsp_re_chbin_mean(self) -> Float[Array, " rebin"]:
-        return self.rsp_re_chbin.mean(axis=1)
+        """Centre of each rebinning group [keV]."""
+        return jnp.asarray(self._chbin(True).mean(axis=1))
 
     @property
     def rsp_chbin_width(self) -> Float[Array, " group"]:
-        chbin = self.rsp_chbin
-        return chbin[:, 1] - chbin[:, 0]
+        """Width of each group [keV]."""
+        return jnp.asarray(self._chbin_width(False))
 
     @property
     def rsp_re_chbin_width(self) -> Float[Array, " rebin"]:
-        chbin = self.rsp_re_chbin
-        return chbin[:, 1] - chbin[:, 0]
+        """Width of each rebinning group [keV]."""
+        return jnp.asarray(self._chbin_width(True))
 
     @property
     def rsp_chbin_tarr(self) -> Float[Array, " group"]:
-        return jnp.full(self.n_groups, jnp.nan if self.time is None else self.time)
+        """The unit's `time` (NaN when none) per group."""
+        return self._time_array(self.n_groups)
 
     @property
     def rsp_re_chbin_tarr(self) -> Float[Array, " rebin"]:
-        return jnp.full(self.n_rebins, jnp.nan if self.time is None else self.time)
+        """The unit's `time` (NaN when none) per rebinning group."""
+        return self._time_array(self.n_rebins)
 
     @property
     def corr_rsp_drm(self) -> Float[Array, "phot group"]:
-        return self.rsp_drm * self.rsp.factor.value
+        """`rsp_drm` times the response factor ``rf``."""
+        return jnp.asarray(np.asarray(self.rsp_drm) * _host_value(self.rsp.factor))
 
     @property
     def corr_rsp_re_drm(self) -> Float[Array, "phot rebin"]:
-        return self.rsp_re_drm * self.rsp.factor.value
-
-    # -- rates and count spectra -----------------------------------------------------------------
-
-    @property
-    def src_ctsrate(self):
-        return self.src_counts / self.corr_src_efficiency
-
-    @property
-    def src_re_ctsrate(self):
-        return self.src_re_counts / self.corr_src_efficiency
-
-    @property
-    def src_ctsrate_error(self):
-        return self.src_errors / self.corr_src_efficiency
-
-    @property
-    def src_re_ctsrate_error(self):
-        return self.src_re_errors / self.corr_src_efficiency
-
-    @property
-    def src_ctsspec(self):
-        return self.src_ctsrate / self.rsp_chbin_width
-
-    @property
-    def src_re_ctsspec(self):
-        return self.src_re_ctsrate / self.rsp_re_chbin_width
-
-    @property
-    def src_ctsspec_error(self):
-        return self.src_ctsrate_error / self.rsp_chbin_width
-
-    @property
-    def src_re_ctsspec_error(self):
-        return self.src_re_ctsrate_error / self.rsp_re_chbin_width
-
-    @property
-    def bkg_ctsrate(self):
-        return self.bkg_counts / self._grouped_bkg_efficiency(False)
-
-    @property
-    def bkg_re_ctsrate(self):
-        return self.bkg_re_counts / self._grouped_bkg_efficiency(True)
-
-    @property
-    def bkg_ctsrate_error(self):
-        return self.bkg_errors / self._grouped_bkg_efficiency(False)
-
-    @property
-    def bkg_re_ctsrate_error(self):
-        return self.bkg_re_errors / self._grouped_bkg_efficiency(True)
-
-    def _grouped_bkg_efficiency(self, rebinned: bool) -> Array:
-        efficiency = self.corr_bkg_efficiency
-        if jnp.ndim(efficiency) == 0:
-            return efficiency
-        # per-channel BACKSCAL: the efficiency of a group is taken at its first channel
-        slices = self.rebining_slice if rebinned else self.grouping_slice
-        return efficiency[slices[:, 0]]
-
-    @property
-    def bkg_ctsspec(self):
-        return self.bkg_ctsrate / self.rsp_chbin_width
-
-    @property
-    def bkg_re_ctsspec(self):
-        return self.bkg_re_ctsrate / self.rsp_re_chbin_width
-
-    @property
-    def bkg_ctsspec_error(self):
-        return self.bkg_ctsrate_error / self.rsp_chbin_width
-
-    @property
-    def bkg_re_ctsspec_error(self):
-        return self.bkg_re_ctsrate_error / self.rsp_re_chbin_width
-
-    @property
-    def net_ctsrate(self):
-        return self.src_ctsrate - self.bkg_ctsrate
-
-    @property
-    def net_re_ctsrate(self):
-        return self.src_re_ctsrate - self.bkg_re_ctsrate
-
-    @property
-    def net_ctsrate_error(self):
-        return jnp.sqrt(self.src_ctsrate_error**2 + self.bkg_ctsrate_error**2)
-
-    @property
-    def net_re_ctsrate_error(self):
-        return jnp.sqrt(self.src_re_ctsrate_error**2 + self.bkg_re_ctsrate_error**2)
-
-    @property
-    def net_ctsspec(self):
-        return self.src_ctsspec - self.bkg_ctsspec
-
-    @property
-    def net_re_ctsspec(self):
-        return self.src_re_ctsspec - self.bkg_re_ctsspec
-
-    @property
-    def net_ctsspec_error(self):
-        return jnp.sqrt(self.src_ctsspec_error**2 + self.bkg_ctsspec_error**2)
-
-    @property
-    def net_re_ctsspec_error(self):
-        return jnp.sqrt(self.src_re_ctsspec_error**2 + self.bkg_re_ctsspec_error**2)
+        """`rsp_re_drm` times the response factor ``rf``."""
+        return jnp.asarray(np.asarray(self.rsp_re_drm) * _host_value(self.rsp.factor))
 
     # -- flags (bayspec names) -----------------------------------------------------------------
 
@@ -563,12 +569,12 @@ class DataUnit(eqx.Module):
     def valid_mask(self) -> Bool[Array, " chan"]:
         """Channels of good quality and noticed."""
         self._need_response()
-        return self.qualifying & self.noticing
+        return jnp.asarray(np.asarray(self.qualifying) & np.asarray(self.noticing))
 
     # -- limits -------------------------------------------------------------------------------
 
     def _scalar_alpha(self) -> float:
-        return float(np.mean(np.asarray(self.alpha)))
+        return float(np.mean(self._efficiency("src") / self._efficiency("bkg")))
 
     def net_counts_upperlimit(self, cl: float = 0.9) -> float:
         """Upper limit on the net counts at credibility `cl` (Poisson, known background).
@@ -579,21 +585,23 @@ class DataUnit(eqx.Module):
         """
         if isinstance(cl, bool) or not isinstance(cl, numbers.Real) or not 0 < cl < 1:
             raise ValueError(f"cl must be in (0, 1), got {cl!r}")
-        n = float(np.sum(np.asarray(self.src_counts)))
-        b = float(np.sum(np.asarray(self.bkg_counts))) * self._scalar_alpha()
+        n = float(np.sum(self._count_values("src", "counts", False, False)))
+        b = float(np.sum(self._count_values("bkg", "counts", False, False))) * self._scalar_alpha()
         from jax.scipy.special import gammainc, gammaincc
 
         a = n + 1.0
-        target = cl * float(gammaincc(a, b)) + float(gammainc(a, b))
-        return _gammainc_inverse(a, target) - b
+        with jax.ensure_compile_time_eval():  # a number, also when called while tracing
+            target = cl * float(gammaincc(a, b)) + float(gammainc(a, b))
+            return _gammainc_inverse(a, target) - b
 
     def net_ctsrate_upperlimit(self, cl: float = 0.9) -> float:
-        return self.net_counts_upperlimit(cl) / float(self.corr_src_efficiency)
+        """`net_counts_upperlimit` over `corr_src_efficiency` [counts/s]."""
+        return self.net_counts_upperlimit(cl) / float(self._efficiency("src", corrected=True))
 
     def net_counts_significance_limit(self, sigma: float = 3) -> float:
         """Net counts needed for a detection at `sigma` over this unit's background.
 
-        pgstat: Gaussian background (`pgsig_inv`); cstat/ppstat: Poisson background
+        pgstat: Gaussian background (`pgsig_inv`); wstat (cstat, ppstat): Poisson background
         (`ppsig_inv`, Li & Ma). Other statistics have no background significance model.
         """
         if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or not (
@@ -601,19 +609,23 @@ class DataUnit(eqx.Module):
         ):
             raise ValueError(f"sigma must be positive and finite, got {sigma!r}")
         alpha = self._scalar_alpha()
-        background = float(np.sum(np.asarray(self.bkg_counts)))
-        if self.stat == "pgstat":
-            error = math.sqrt(float(np.sum(np.asarray(self.bkg_errors) ** 2)))
+        background = float(np.sum(self._count_values("bkg", "counts", False, False)))
+        entry = statistic(self.stat)
+        if entry.profiled and entry.background == "gaussian":
+            errors = self._count_values("bkg", "counts", False, True)
+            error = math.sqrt(float(np.sum(errors**2)))
             return float(pgsig_inv(sigma, background * alpha, error * alpha)) - background * alpha
-        if self.stat in ("cstat", "ppstat"):
+        if entry.profiled:
             return float(ppsig_inv(sigma, background, alpha)) - alpha * background
         raise ValueError(
             "net-count significance limits need a statistic with a background model "
-            f"('pgstat', 'cstat' or 'ppstat'), not {self.stat!r}"
+            f"{[n for n, s in STATISTICS.items() if s.profiled]}), not {self.stat!r}"
         )
 
     def net_ctsrate_significance_limit(self, sigma: float = 3) -> float:
-        return self.net_counts_significance_limit(sigma) / float(self.corr_src_efficiency)
+        """`net_counts_significance_limit` over `corr_src_efficiency` [counts/s]."""
+        return (self.net_counts_significance_limit(sigma)
+                / float(self._efficiency("src", corrected=True)))
 
     # -- parameters ----------------------------------------------------------------------------
 
@@ -626,15 +638,18 @@ class DataUnit(eqx.Module):
 
     @property
     def par(self) -> dict[str, Par]:
+        """`params` numbered from 1."""
         return {str(i): p for i, p in enumerate(self.params.values(), 1)}
 
     @property
     def cfg(self) -> dict:
+        """No configuration (bayspec's interface): ``{}``."""
         return {}
 
     @property
     def pvalues(self) -> tuple:
-        return tuple(float(p.value) for p in self.params.values())
+        """The physical values of `params`."""
+        return tuple(float(_host_value(p)) for p in self.params.values())
 
     # -- tables and files ----------------------------------------------------------------------
 
@@ -654,6 +669,7 @@ class DataUnit(eqx.Module):
 
     @property
     def info(self) -> Table:
+        """The unit's settings as a table (bayspec's ``info``)."""
         info = self._info_dict()
         return Table({"Property": list(info), self.name: [_show(v) for v in info.values()]})
 
@@ -666,18 +682,18 @@ class DataUnit(eqx.Module):
     def save(self, savepath: str | os.PathLike) -> None:
         """Write ``dataunit.json`` (the info table, as bayspec) and ``dataunit.npz`` (lossless).
 
-        `DataUnit.load(savepath)` rebuilds an identical unit from the npz.
+        `DataUnit.load(savepath)` rebuilds an identical unit from the npz. A response that
+        depends on the sky position (code, not arrays) cannot be saved: a `ValueError` says so.
         """
-        from .storage import save_unit
-
-        save_unit(self, savepath)
+        if self.rsp is not None and not self.rsp.constant:
+            raise ValueError(f"unit {self.name}: its response ({type(self.rsp).__name__}) depends "
+                             "on the sky position and is code, not arrays; it cannot be saved")
+        save_unit(self.settings(), self._info_dict(), savepath)
 
     @classmethod
     def load(cls, savepath: str | os.PathLike) -> DataUnit:
         """Rebuild a unit written by `save`."""
-        from .storage import load_unit
-
-        return load_unit(savepath)
+        return cls(**load_unit(savepath))
 
 
 def _show(value: Any) -> str:

@@ -1,10 +1,11 @@
 """Many spectra of one setup, fitted in one jitted `jax.vmap`: maximum likelihood and NUTS.
 
-A *template* (a `DataUnit` or a `Data`) fixes everything but the counts: responses, exposures,
-notice windows, quality and the resolved groups. A batch of counts, ``(spectrum, chan)`` per
-unit (e.g. ``simulate.draws(...).src_counts``), is grouped with the template's `group_ids`
-(segment sums; excluded channels go to the discard segment) and substituted into the stacked
-arrays of ``template.stacked`` inside the vmapped function, so one compilation fits them all.
+A *template* (a `DataUnit` or a `Data`) fixes everything but the counts: its fold setup
+(responses, exposures, notice windows, quality and the resolved groups). A batch of counts,
+``(spectrum, chan)`` per unit (e.g. ``simulate.draws(...).src_counts``), is grouped as the
+template groups (`Data.group_counts`: segment sums, excluded channels dropped), and the fit
+(`mle.fit_objective`, the one `maximum_likelihood` runs) is a `jax.vmap` over starts and
+counts: one compilation fits them all.
 
 **Grouping.** bayspec groups by counts (``min_sigma``, ``min_evt``...), so a newly observed
 spectrum would get its own groups; here every spectrum gets the *template's* groups (as
@@ -29,27 +30,15 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 
-from ..data.binning import group_sum
 from ..data.data import Data
+from ..data.stack import Stack, group_unit_counts
 from ..data.unit import DataUnit
 from ..fold import Model
-from ..likelihood import loglike
 from ..params import Par
-from ..simulate import GAUSSIAN_BACKGROUND_STATS
-from .mle import FitResult
-from .problem import Problem
+from .mle import FitResult, fit_objective
+from .problem import Objective, Problem
 from .results import Posterior
 from .sample import _count
-
-
-@dataclasses.dataclass(frozen=True)
-class _UnitSlot:
-    """Where unit `u`'s grouped arrays live in the stacks, and how to make its errors."""
-
-    stack: int
-    offset: int
-    n_groups: int
-    poisson_background: bool
 
 
 def _template(template: Any) -> Data:
@@ -58,17 +47,6 @@ def _template(template: Any) -> Data:
     if isinstance(template, DataUnit):
         return Data([(template.name or "unit", template)])
     raise ValueError(f"template must be a DataUnit or a Data, got {type(template).__name__}")
-
-
-def _slots(data: Data) -> list[_UnitSlot]:
-    slots: list[Any] = [None] * len(data)
-    for s, stack in enumerate(data.stacked):
-        for position, offset in zip(stack.positions, stack.offsets):
-            unit = data.units[position]
-            slots[position] = _UnitSlot(
-                stack=s, offset=offset, n_groups=unit.n_groups,
-                poisson_background=unit.stat not in GAUSSIAN_BACKGROUND_STATS)
-    return slots
 
 
 def _counts_list(data: Data, counts: Any, what: str) -> list[np.ndarray] | None:
@@ -116,38 +94,17 @@ def _inputs(data: Data, src_counts: Any, bkg_counts: Any) -> tuple[list, list | 
     return src, bkg, int(src[0].shape[0])
 
 
-_COUNT_FIELDS = ("src_counts", "src_errors", "bkg_counts", "bkg_errors")
-
-
-def _substitute(stacks: tuple, slots: tuple, group_ids: tuple, src_counts: Sequence[Array],
-                bkg_counts: Sequence[Array] | None) -> tuple:
-    new = [{name: getattr(stack, name) for name in _COUNT_FIELDS} for stack in stacks]
-    for u, slot in enumerate(slots):
-        arrays = new[slot.stack]
-        g = slot.n_groups
-        part = slice(slot.offset, slot.offset + g)
-        grouped = group_sum(jnp.asarray(src_counts[u]), group_ids[u], g)
-        arrays["src_counts"] = arrays["src_counts"].at[part].set(grouped)
-        arrays["src_errors"] = arrays["src_errors"].at[part].set(jnp.sqrt(jnp.maximum(grouped, 0.0)))
-        if bkg_counts is not None:
-            grouped = group_sum(jnp.asarray(bkg_counts[u]), group_ids[u], g)
-            arrays["bkg_counts"] = arrays["bkg_counts"].at[part].set(grouped)
-            if slot.poisson_background:
-                arrays["bkg_errors"] = arrays["bkg_errors"].at[part].set(
-                    jnp.sqrt(jnp.maximum(grouped, 0.0)))
-    return tuple(
-        eqx.tree_at(lambda s: tuple(getattr(s, n) for n in _COUNT_FIELDS), stack,
-                    tuple(arrays[n] for n in _COUNT_FIELDS))
-        for stack, arrays in zip(stacks, new)
-    )
+def _as_list(counts: Any) -> list | None:
+    if counts is None or isinstance(counts, (list, tuple)):
+        return counts
+    return [counts]
 
 
 def spectrum_stacks(template: DataUnit | Data, src_counts: Sequence[Array],
-                    bkg_counts: Sequence[Array] | None = None) -> tuple:
-    """The template's stacked arrays with one spectrum's counts (and errors) substituted.
+                    bkg_counts: Sequence[Array] | None = None) -> tuple[Stack, ...]:
+    """The template's setups with one spectrum's grouped counts (and errors): `Stack`s.
 
-    Pure JAX (use under `jax.vmap` over spectra); the counts are grouped with the template's
-    `group_ids`, errors made as the module docstring says.
+    Pure JAX (use under `jax.vmap` over spectra); `Data.group_counts` groups them.
 
     **Arguments:**
 
@@ -158,48 +115,13 @@ def spectrum_stacks(template: DataUnit | Data, src_counts: Sequence[Array],
     **Returns:** the stacks, for ``likelihood.loglike(model, params, stacks)``.
     """
     data = _template(template)
-
-    def as_list(counts):
-        if counts is None or isinstance(counts, (list, tuple)):
-            return counts
-        return [counts]
-
-    return _substitute(data.stacked, tuple(_slots(data)), tuple(data.group_ids),
-                       as_list(src_counts), as_list(bkg_counts))
+    counts = data.group_counts(_as_list(src_counts), _as_list(bkg_counts))
+    return tuple(Stack(setup, c) for setup, c in zip(data.setup, counts))
 
 
-class _Setup(eqx.Module):
-    """Everything the vmapped fits need, as one pytree: arrays traced, structure static (so the
-    compiled fit is reused for every call with the same model, parameters and shapes)."""
-
-    model: Model = eqx.field(static=True)
-    free: tuple[int, ...] = eqx.field(static=True)
-    priors: tuple = eqx.field(static=True)
-    slots: tuple = eqx.field(static=True)
-    values: Array
-    stacks: tuple
-    group_ids: tuple
-
-    def stacks_for(self, src, bkg) -> tuple:
-        return _substitute(self.stacks, self.slots, self.group_ids, src, bkg)
-
-    def loglike(self, x: Array, stacks: tuple) -> Array:
-        return loglike(self.model, self.values.at[jnp.asarray(self.free)].set(x), stacks)
-
-    def log_posterior(self, x: Array, stacks: tuple) -> Array:
-        prior = sum(p.log_prob(x[i]) for i, p in enumerate(self.priors))
-        return prior + self.loglike(x, stacks)
-
-
-def _setup(model: Model, params: Mapping[str, Par], template: Any) -> tuple[Data, Problem, _Setup]:
+def _problem(model: Model, params: Mapping[str, Par], template: Any) -> tuple[Data, Problem]:
     data = _template(template)
-    problem = Problem(model, params, data)
-    pars = list(problem.params.values())
-    free = tuple(i for i, par in enumerate(pars) if not par.frozen)
-    return data, problem, _Setup(
-        model=model, free=free, priors=tuple(pars[i].prior for i in free),
-        slots=tuple(_slots(data)), values=jnp.stack([par.val for par in pars]),
-        stacks=data.stacked, group_ids=tuple(data.group_ids))
+    return data, Problem(model, params, data)
 
 
 def _starts(problem: Problem, start: Any, shape: tuple[int, ...], what: str) -> Array:
@@ -293,11 +215,12 @@ def batch_maximum_likelihood(
 
     **Returns:** a `BatchFitResult`.
     """
-    data, problem, setup = _setup(model, params, template)
+    data, problem = _problem(model, params, template)
     src, bkg, n = _inputs(data, src_counts, bkg_counts)
     x0 = _starts(problem, start, (n,), "start")
     best, covariance, loglike, converged, steps = _fit_batch(
-        setup, x0, src, bkg, float(rtol), float(atol), int(max_steps), bool(exact_hessian))
+        problem.objective, data.setup, data.counts, x0, src, bkg, float(rtol), float(atol), int(max_steps),
+        bool(exact_hessian))
     covariance = np.asarray(covariance)
     loglike = np.asarray(loglike)
     return BatchFitResult(
@@ -307,34 +230,12 @@ def batch_maximum_likelihood(
         converged=np.asarray(converged), num_steps=np.asarray(steps))
 
 
-def _difference_hessian(grad, x: Array) -> Array:
-    step = 1e-5 * jnp.maximum(1.0, jnp.abs(x))
-    shifts = jnp.diag(step)
-    grads = jax.vmap(grad)(jnp.concatenate([x + shifts, x - shifts]))
-    k = x.shape[0]
-    hessian = (grads[:k] - grads[k:]) / (2.0 * step[:, None])
-    return 0.5 * (hessian + hessian.T)
-
-
 @eqx.filter_jit
-def _fit_batch(setup: _Setup, x0, src, bkg, rtol: float, atol: float, max_steps: int,
-               exact_hessian: bool):
-    import optimistix as optx
-
-    solver = optx.BFGS(rtol=rtol, atol=atol)
-
+def _fit_batch(objective: Objective, setup: tuple, template: tuple, x0, src, bkg, rtol: float,
+               atol: float, max_steps: int, exact_hessian: bool):
     def one(x0, src, bkg):
-        stacks = setup.stacks_for(src, bkg)
-        solution = optx.minimise(lambda x, s: -2.0 * setup.loglike(x, s), solver, x0,
-                                 args=stacks, max_steps=max_steps, throw=False)
-        best = solution.value
-        if exact_hessian:
-            hessian = jax.hessian(lambda x: -setup.loglike(x, stacks))(best)
-        else:
-            hessian = _difference_hessian(jax.grad(lambda x: -setup.loglike(x, stacks)), best)
-        converged = solution.result == optx.RESULTS.successful
-        return (best, jnp.linalg.inv(hessian), setup.loglike(best, stacks), converged,
-                solution.stats["num_steps"])
+        counts = group_unit_counts(setup, template, src, bkg)
+        return fit_objective(objective, x0, setup, counts, rtol, atol, max_steps, exact_hessian)
 
     return jax.vmap(one)(x0, src, bkg)
 
@@ -397,7 +298,7 @@ def batch_nuts(
                          "adapted")
     if not adapt and step_size is None:
         raise ValueError("num_warmup=0 needs a step_size (and optionally inverse_mass_matrix)")
-    data, problem, setup = _setup(model, params, template)
+    data, problem = _problem(model, params, template)
     src, bkg, n = _inputs(data, src_counts, bkg_counts)
     dtype = jnp.result_type(float)
     x0 = _starts(problem, init, (n, num_chains), "init")
@@ -420,7 +321,7 @@ def batch_nuts(
             raise ValueError(f"step_size must be > 0, got {step_size!r}")
     keys = jax.random.split(key, (n, num_chains))
     positions, diverging, lp, n_steps = _nuts_batch(
-        setup, keys, x0, src, bkg, steps, imm, int(num_warmup), int(num_samples),
+        problem.objective, data.setup, data.counts, keys, x0, src, bkg, steps, imm, int(num_warmup), int(num_samples),
         float(target_acceptance_rate), bool(dense_mass), inverse_mass_matrix is not None)
     return Posterior.from_blackjax(
         np.asarray(positions), problem.names, batch_ndim=1,
@@ -429,14 +330,14 @@ def batch_nuts(
 
 
 @eqx.filter_jit
-def _nuts_batch(setup: _Setup, keys, x0, src, bkg, steps, imm, num_warmup: int,
+def _nuts_batch(objective: Objective, setup: tuple, template: tuple, keys, x0, src, bkg, steps, imm, num_warmup: int,
                 num_samples: int, target: float, dense: bool, seeded: bool):
     import blackjax
     from blackjax.adaptation.base import get_filter_adapt_info_fn
 
-    def chain(key, x0, stacks, step, imm):
+    def chain(key, x0, counts, step, imm):
         def logdensity(x):
-            value = setup.log_posterior(x, stacks)
+            value = objective.log_posterior(x, setup, counts)
             return jnp.where(jnp.isnan(value), -jnp.inf, value)
 
         warm_key, sample_key = jax.random.split(key)
@@ -460,7 +361,7 @@ def _nuts_batch(setup: _Setup, keys, x0, src, bkg, steps, imm, num_warmup: int,
         return out
 
     def spectrum(keys, x0, src, bkg, step, imm):
-        stacks = setup.stacks_for(src, bkg)
-        return jax.vmap(lambda k, x: chain(k, x, stacks, step, imm))(keys, x0)
+        counts = group_unit_counts(setup, template, src, bkg)
+        return jax.vmap(lambda k, x: chain(k, x, counts, step, imm))(keys, x0)
 
     return jax.vmap(spectrum)(keys, x0, src, bkg, steps, imm)

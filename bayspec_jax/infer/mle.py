@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import ArrayLike, Float
+from jaxtyping import Array, ArrayLike, Float
 
-from .problem import Problem
+from .problem import Objective, Problem
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,14 +60,47 @@ def _others(problem: Problem, best: np.ndarray) -> dict[str, tuple[str, float]]:
     return others
 
 
-def _objective(problem: Problem):
-    """One objective function per problem, so that restarts reuse the compiled optimiser."""
-    if problem._objective is None:
-        problem._objective = lambda x, stacks: -2.0 * problem.loglike(x, stacks)
-        # The log-likelihood and its Hessian at the optimum in one compiled function.
-        problem._hessian = jax.jit(lambda x, s: (problem.loglike(x, s),
-                                                 jax.hessian(lambda y: -problem.loglike(y, s))(x)))
-    return problem._objective
+def fit_objective(objective: Objective, x0: Float[Array, " free"], setup: tuple, counts: tuple,
+                  rtol: float, atol: float, max_steps: int, exact_hessian: bool = True):
+    """One maximum-likelihood fit, pure (the one fit function: `maximum_likelihood` jits it,
+    the batch fits `vmap` it over starts and counts).
+
+    BFGS (optimistix) on ``-2 loglike``; the covariance is the inverse Hessian of ``-loglike``
+    at the best fit, by autodiff, or with ``exact_hessian=False`` by central differences of
+    the gradient (`difference_hessian`).
+
+    **Returns:** ``(best, covariance, loglike, converged, num_steps)``.
+    """
+    import optimistix as optx
+
+    def negative(x, arrays):
+        return -objective.loglike(x, *arrays)
+
+    solution = optx.minimise(lambda x, arrays: 2.0 * negative(x, arrays),
+                             optx.BFGS(rtol=rtol, atol=atol), x0, args=(setup, counts),
+                             max_steps=max_steps, throw=False)
+    best = solution.value
+    arrays = (setup, counts)
+    if exact_hessian:
+        hessian = jax.hessian(negative)(best, arrays)
+    else:
+        hessian = difference_hessian(jax.grad(lambda x: negative(x, arrays)), best)
+    return (best, jnp.linalg.inv(hessian), objective.loglike(best, setup, counts),
+            solution.result == optx.RESULTS.successful, solution.stats["num_steps"])
+
+
+def difference_hessian(grad, x: Float[Array, " free"]) -> Float[Array, "free free"]:
+    """The Hessian by central differences of `grad` (steps ``1e-5 * max(1, |x|)``, relative
+    accuracy ~1e-8), symmetrised."""
+    step = 1e-5 * jnp.maximum(1.0, jnp.abs(x))
+    shifts = jnp.diag(step)
+    grads = jax.vmap(grad)(jnp.concatenate([x + shifts, x - shifts]))
+    k = x.shape[0]
+    hessian = (grads[:k] - grads[k:]) / (2.0 * step[:, None])
+    return 0.5 * (hessian + hessian.T)
+
+
+_fit_jit = eqx.filter_jit(fit_objective)
 
 
 def maximum_likelihood(problem: Problem, start: Float[ArrayLike, " free"] | None = None,
@@ -81,21 +115,14 @@ def maximum_likelihood(problem: Problem, start: Float[ArrayLike, " free"] | None
     - `start`: initial free values; default: the parameters' current values.
     - `rtol`, `atol`, `max_steps`: optimiser settings.
     """
-    import optimistix as optx
-
     x0 = problem.initial() if start is None else jnp.asarray(start, dtype=jnp.result_type(float))
-
-    objective = _objective(problem)
-    solution = optx.minimise(objective, optx.BFGS(rtol=rtol, atol=atol), x0,
-                             args=problem.stacks, max_steps=max_steps, throw=False)
-    best = solution.value
-    loglike, hessian = problem._hessian(best, problem.stacks)
-    covariance = np.linalg.inv(np.asarray(hessian))
+    best, covariance, loglike, converged, _ = _fit_jit(
+        problem.objective, x0, *problem.arrays, float(rtol), float(atol), int(max_steps))
+    covariance = np.asarray(covariance)
     loglike = float(loglike)
     return FitResult(
         names=list(problem.names), best=np.asarray(best),
         errors=np.sqrt(np.clip(np.diag(covariance), 0, None)), covariance=covariance,
-        loglike=loglike, stat=-2.0 * loglike, dof=problem.dof,
-        converged=bool(solution.result == optx.RESULTS.successful),
+        loglike=loglike, stat=-2.0 * loglike, dof=problem.dof, converged=bool(converged),
         others=_others(problem, np.asarray(best)),
     )

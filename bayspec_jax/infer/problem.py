@@ -17,6 +17,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -31,8 +32,9 @@ from ..params import Par
 DATA_LABELS = ("sf", "bf", "rf", "ra", "dec")
 """The data-layer parameters of each unit, in the order of `DataUnit.params`."""
 
-FACTORS = ("sf", "bf", "rf")
-"""The data-layer parameters the likelihood takes (``data_params`` of `likelihood.loglike`)."""
+FACTORS = DATA_LABELS
+"""The data-layer parameters the likelihood takes (``data_params`` of `likelihood.loglike`):
+the factors, and the position at which location-dependent responses are evaluated."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +75,64 @@ def _link_groups(links: Sequence[Sequence[str]] | None, known: Sequence[str]) ->
             seen[name] = k
         groups.append(tuple(link))
     return groups
+
+
+class Objective(eqx.Module):
+    """A problem's densities as pure functions of the free vector and the data arrays: a pytree
+    (parameter values as leaves, model and priors static), so one compiled fit serves every
+    problem of the same structure (`maximum_likelihood`, the batch fits).
+
+    **Fields:** `model` and `priors` (of the free parameters), static; `n_model`, `n_units`;
+    `bound_slots`, `bound_free` (which slot takes which free value); `values` (every slot's
+    value); `log_scale` (per slot); `passed` (the data-layer labels handed to the likelihood).
+    """
+
+    model: Model = eqx.field(static=True)
+    n_model: int = eqx.field(static=True)
+    n_units: int = eqx.field(static=True)
+    bound_slots: Array
+    bound_free: Array
+    values: Array
+    log_scale: tuple[bool, ...] = eqx.field(static=True)
+    passed: tuple[str, ...] = eqx.field(static=True)
+    priors: tuple = eqx.field(static=True)
+
+    def _all_vals(self, free: Float[Array, " free"]) -> Float[Array, " slot"]:
+        free = jnp.asarray(free)
+        return self.values.at[self.bound_slots].set(free[self.bound_free])
+
+    def full(self, free: Float[Array, " free"]) -> Float[Array, " param"]:
+        """The model's whole parameter vector."""
+        return self._all_vals(free)[: self.n_model]
+
+    def data_values(self, free: Float[Array, " free"]) -> dict[str, Float[Array, " unit"]]:
+        """The data-layer parameters' physical values, ``{label: (n_units,)}`` in `Data` order."""
+        vals = self._all_vals(free)[self.n_model:]
+        is_log = np.array(self.log_scale[self.n_model:], dtype=bool)
+        if is_log.any():  # 10 ** only where asked: no overflow (nor NaN gradient) elsewhere
+            vals = jnp.where(is_log, 10.0 ** jnp.where(is_log, vals, 0.0), vals)
+        table = vals.reshape(self.n_units, len(DATA_LABELS))
+        return {label: table[:, j] for j, label in enumerate(DATA_LABELS)}
+
+    def data_params(self, free: Float[Array, " free"]) -> dict[str, Float[Array, " unit"]] | None:
+        if not self.passed:
+            return None
+        values = self.data_values(free)
+        return {label: values[label] for label in self.passed}
+
+    def loglike(self, free: Float[Array, " free"], setup: tuple, counts: tuple
+                ) -> Float[Array, ""]:
+        return loglike(self.model, self.full(free), setup, counts, self.data_params(free))
+
+    def log_prior(self, free: Float[Array, " free"]) -> Float[Array, ""]:
+        total = jnp.zeros((), dtype=jnp.result_type(float))
+        for i, prior in enumerate(self.priors):
+            total = total + prior.log_prob(free[i])
+        return total
+
+    def log_posterior(self, free: Float[Array, " free"], setup: tuple, counts: tuple
+                      ) -> Float[Array, ""]:
+        return self.log_prior(free) + self.loglike(free, setup, counts)
 
 
 class Problem:
@@ -134,29 +194,36 @@ class Problem:
                       if s.name not in leader_of and not self.pars[s.name].frozen]
         if not self.names:
             raise ValueError("every parameter is frozen: nothing to fit")
+        constant = {unit_name: unit.rsp.constant for unit_name, unit in data.items()}
         for s in slots:
-            if s.label in ("ra", "dec") and not self.pars[s.name].frozen:
-                raise ValueError(f"parameter {s.name!r} is free, but the likelihood does not "
-                                 "depend on the sky position of these responses; freeze it")
+            if s.label in ("ra", "dec") and constant[s.component] and (
+                    s.name in leader_of or not self.pars[s.name].frozen):
+                raise ValueError(f"parameter {s.name!r} is free, but unit {s.component!r} has a "
+                                 "constant response: the likelihood does not depend on its sky "
+                                 "position; freeze it")
 
         free_index = {name: i for i, name in enumerate(self.names)}
         bound = [(k, free_index[leader_of.get(s.name, s.name)]) for k, s in enumerate(slots)
                  if leader_of.get(s.name, s.name) in free_index]
-        self._bound_slots = jnp.asarray([k for k, _ in bound], dtype=int)
-        self._bound_free = jnp.asarray([i for _, i in bound], dtype=int)
-        self._values = jnp.stack([self.pars[s.name].val for s in slots])
-        self._log_scale = np.array([self.pars[s.name].scale == "log" for s in slots])
         self._n_model = len(self.params)
-        # The factors whose values differ from the stacks' (free, linked or replaced) are passed
-        # to the likelihood; the others are read from the stacks.
+        # The data-layer parameters whose values differ from the setups' (free, linked or
+        # replaced) are passed to the likelihood; the others are read from the setups.
         n_units, bound_set = len(data), {k for k, _ in bound}
-        self._factors = tuple(
+        passed = tuple(
             label for j, label in enumerate(FACTORS)
             if any(self._n_model + u * len(DATA_LABELS) + j in bound_set
                    or self.pars[f"{label}@{data.names[u]}"] is not data.units[u].params[label]
                    for u in range(n_units)))
-        self._stacks = data.stacked
-        self._objective = self._hessian = self._loglike_jit = None
+        self.objective = Objective(
+            model=model, n_model=self._n_model, n_units=n_units,
+            bound_slots=jnp.asarray([k for k, _ in bound], dtype=int),
+            bound_free=jnp.asarray([i for _, i in bound], dtype=int),
+            values=jnp.stack([self.pars[s.name].val for s in slots]),
+            log_scale=tuple(bool(self.pars[s.name].scale == "log") for s in slots),
+            passed=passed, priors=tuple(self.pars[name].prior for name in self.names))
+        """The problem's densities as a pytree of pure functions (`Objective`)."""
+        self._arrays = (data.setup, data.counts)
+        self._loglike_jit = None
 
     # -- sizes ----------------------------------------------------------------------------------
 
@@ -183,30 +250,18 @@ class Problem:
         """The free parameters' current values."""
         return jnp.stack([self.pars[name].val for name in self.names])
 
-    def _all_vals(self, free: Float[Array, " free"]) -> Float[Array, " slot"]:
-        free = jnp.asarray(free)
-        return self._values.at[self._bound_slots].set(free[self._bound_free])
-
     def full(self, free: Float[Array, " free"]) -> Float[Array, " param"]:
         """The model's whole parameter vector for free values `free`."""
-        return self._all_vals(free)[: self._n_model]
+        return self.objective.full(free)
 
     def data_values(self, free: Float[Array, " free"]) -> dict[str, Float[Array, " unit"]]:
         """The data-layer parameters' physical values, ``{label: (n_units,)}`` in `Data` order."""
-        vals = self._all_vals(free)[self._n_model:]
-        is_log = self._log_scale[self._n_model:]
-        if is_log.any():  # 10 ** only where asked: no overflow (nor NaN gradient) elsewhere
-            vals = jnp.where(is_log, 10.0 ** jnp.where(is_log, vals, 0.0), vals)
-        table = vals.reshape(len(self.data), len(DATA_LABELS))
-        return {label: table[:, j] for j, label in enumerate(DATA_LABELS)}
+        return self.objective.data_values(free)
 
     def data_params(self, free: Float[Array, " free"]) -> dict[str, Float[Array, " unit"]] | None:
-        """The ``data_params`` handed to `likelihood.loglike`, or `None` when the stacks' own
-        factors apply."""
-        if not self._factors:
-            return None
-        values = self.data_values(free)
-        return {label: values[label] for label in self._factors}
+        """The ``data_params`` handed to `likelihood.loglike`, or `None` when the setups' own
+        values apply."""
+        return self.objective.data_params(free)
 
     def to_position(self, free: Float[Array, " free"]) -> dict[str, Array]:
         """``{name: value}`` of the free parameters (a NumPyro/BlackJAX position)."""
@@ -222,31 +277,33 @@ class Problem:
     # -- densities -------------------------------------------------------------------------------
 
     @property
-    def stacks(self) -> tuple:
-        """The stacked data arrays; pass them as arguments to jitted code (see `loglike`)."""
-        return self._stacks
+    def arrays(self) -> tuple:
+        """``(setup, counts)``: the data arrays; pass them as arguments to jitted code (see
+        `loglike`)."""
+        return self._arrays
 
-    def loglike(self, free: Float[Array, " free"], stacks: tuple | None = None) -> Float[Array, ""]:
-        """Log-likelihood at free values `free` (`stacks`: the data arrays, default `stacks`).
+    stacks = arrays
+    """The older name of `arrays`."""
+
+    def loglike(self, free: Float[Array, " free"], arrays: tuple | None = None
+                ) -> Float[Array, ""]:
+        """Log-likelihood at free values `free` (`arrays`: ``(setup, counts)``, default
+        `arrays`).
 
         Jitted (once per problem), so that samplers' set-up code that runs the model outside
         `jit` compiles it once rather than op by op.
         """
         if self._loglike_jit is None:
-            self._loglike_jit = jax.jit(lambda free, stacks: loglike(
-                self.model, self.full(free), stacks, self.data_params(free)))
-        return self._loglike_jit(free, self._stacks if stacks is None else stacks)
+            self._loglike_jit = jax.jit(lambda free, arrays: self.objective.loglike(free, *arrays))
+        return self._loglike_jit(free, self._arrays if arrays is None else arrays)
 
     def log_prior(self, free: Float[Array, " free"]) -> Float[Array, ""]:
         """Sum of the free parameters' prior log-densities (each link counted once)."""
-        total = jnp.zeros((), dtype=jnp.result_type(float))
-        for i, name in enumerate(self.names):
-            total = total + self.pars[name].prior.log_prob(free[i])
-        return total
+        return self.objective.log_prior(free)
 
     def log_posterior(self, free: Float[Array, " free"],
-                      stacks: tuple | None = None) -> Float[Array, ""]:
-        return self.log_prior(free) + self.loglike(free, stacks)
+                      arrays: tuple | None = None) -> Float[Array, ""]:
+        return self.log_prior(free) + self.loglike(free, arrays)
 
     # -- tables ----------------------------------------------------------------------------------
 
