@@ -11,6 +11,7 @@ import math
 
 import equinox as eqx
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 
@@ -147,6 +148,13 @@ class Par(eqx.Module):
     def value(self) -> Float[Array, ""]:
         """The physical value: `val`, or ``10 ** val`` for ``scale='log'``."""
         return 10.0**self.val if self.scale == "log" else self.val
+
+    @property
+    def host_value(self) -> float:
+        """`value` computed on the host with numpy (usable while tracing code that closes over
+        the `Par`)."""
+        val = float(np.asarray(self.val))
+        return 10.0**val if self.scale == "log" else val
 
     def replace(self, **changes) -> Par:
         """A copy with some of `val`, `prior`, `frozen`, `scale`, `unit`, `comment` changed."""

@@ -450,12 +450,6 @@ def _host(unit, view: str) -> _Host:
                  group_ids=np.asarray(ids, dtype=np.int64), response=response)
 
 
-def _host_value(par) -> float:
-    """A `Par`'s physical value, computed on the host."""
-    val = float(np.asarray(par.val))
-    return 10.0**val if par.scale == "log" else val
-
-
 def _dynamic_block(host: _Host, start: int, grid_start: int) -> DynamicBlock:
     return DynamicBlock(response=host.response, group_ids=int_array(host.group_ids),
                         members=(start,), n_groups=host.n_groups, grid_start=grid_start,
@@ -495,12 +489,11 @@ def build_setup(units: Sequence, positions: Sequence[int], view: str = "group") 
     def per_group(values):
         return np.concatenate([np.broadcast_to(v, (n,)) for n, v in zip(n_groups, values)])
 
-    src_eff = np.array([_scalar(np.asarray(u.src.exposure), "src efficiency", u.name)
+    src_eff = np.array([_scalar(u.host_efficiency("src"), "src efficiency", u.name)
                         for u in ordered])
-    bkg_eff = np.array([_scalar(np.asarray(u.bkg.exposure) * np.asarray(u.bkg.backscale)
-                                / np.asarray(u.src.backscale), "bkg efficiency", u.name)
+    bkg_eff = np.array([_scalar(u.host_efficiency("bkg"), "bkg efficiency", u.name)
                         for u in ordered])
-    values = {label: np.array([_host_value(u.params[label]) for u in ordered])
+    values = {label: np.array([u.params[label].host_value for u in ordered])
               for label in ("sf", "bf", "rf", "ra", "dec")}
     weight = np.array([float(u.weight) for u in ordered])
     return FoldSetup(

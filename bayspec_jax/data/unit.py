@@ -42,12 +42,6 @@ _SETTINGS = ("src", "bkg", "rmf", "arf", "rsp", "stat", "notc", "grpg", "rebn", 
              "weight", "name")
 
 
-def _host_value(par: Par) -> np.ndarray:
-    """A `Par`'s physical value (`Par.value`) computed with numpy."""
-    val = np.asarray(par.val)
-    return 10.0**val if par.scale == "log" else val
-
-
 _PARTS = {"src": "source", "bkg": "background", "net": "net (source - background)"}
 _QUANTITIES = {"counts": "counts", "ctsrate": "count rate [counts/s]",
                "ctsspec": "count spectrum [counts/s/keV]"}
@@ -381,15 +375,16 @@ class DataUnit(eqx.Module):
 
     # -- efficiencies -------------------------------------------------------------------------
 
-    def _efficiency(self, part: str, corrected: bool = False) -> np.ndarray:
-        """Source exposure, or background exposure scaled by BACKSCAL (scalar or per channel),
-        times the part's factor (``sf``, ``bf``) when `corrected`."""
+    def host_efficiency(self, part: str, corrected: bool = False) -> np.ndarray:
+        """Source (`part` ``"src"``) exposure, or background (``"bkg"``) exposure scaled by
+        BACKSCAL (scalar or per channel), times the part's factor (``sf``, ``bf``) when
+        `corrected`; numpy, on the host."""
         spectrum = self.src if part == "src" else self.bkg
         efficiency = np.asarray(spectrum.exposure)
         if part == "bkg":
             efficiency = (efficiency * np.asarray(self.bkg.backscale)
                           / np.asarray(self.src.backscale))
-        return efficiency * _host_value(spectrum.factor) if corrected else efficiency
+        return efficiency * spectrum.factor.host_value if corrected else efficiency
 
     @property
     def src_efficiency(self) -> Float[Array, ""]:
@@ -399,22 +394,22 @@ class DataUnit(eqx.Module):
     @property
     def bkg_efficiency(self) -> Float[Array, "*chan"]:
         """Background exposure [s] times its BACKSCAL over the source's."""
-        return jnp.asarray(self._efficiency("bkg"))
+        return jnp.asarray(self.host_efficiency("bkg"))
 
     @property
     def alpha(self) -> Float[Array, "*chan"]:
         """`src_efficiency` over `bkg_efficiency`: the background's scale in the source region."""
-        return jnp.asarray(self._efficiency("src") / self._efficiency("bkg"))
+        return jnp.asarray(self.host_efficiency("src") / self.host_efficiency("bkg"))
 
     @property
     def corr_src_efficiency(self) -> Float[Array, ""]:
         """`src_efficiency` times the source factor ``sf``."""
-        return jnp.asarray(self._efficiency("src", corrected=True))
+        return jnp.asarray(self.host_efficiency("src", corrected=True))
 
     @property
     def corr_bkg_efficiency(self) -> Float[Array, "*chan"]:
         """`bkg_efficiency` times the background factor ``bf``."""
-        return jnp.asarray(self._efficiency("bkg", corrected=True))
+        return jnp.asarray(self.host_efficiency("bkg", corrected=True))
 
     # -- grouped counts, rates and count spectra ----------------------------------------------
 
@@ -447,7 +442,7 @@ class DataUnit(eqx.Module):
     def _group_efficiency(self, part: str, rebinned: bool) -> np.ndarray:
         """The corrected efficiency of `part` per group; with per-channel BACKSCAL the
         background's is taken at each group's first channel (as bayspec)."""
-        efficiency = self._efficiency(part, corrected=True)
+        efficiency = self.host_efficiency(part, corrected=True)
         if efficiency.ndim == 0:
             return efficiency
         slices = self.rebining_slice if rebinned else self.grouping_slice
@@ -556,12 +551,12 @@ class DataUnit(eqx.Module):
     @property
     def corr_rsp_drm(self) -> Float[Array, "phot group"]:
         """`rsp_drm` times the response factor ``rf``."""
-        return jnp.asarray(np.asarray(self.rsp_drm) * _host_value(self.rsp.factor))
+        return jnp.asarray(np.asarray(self.rsp_drm) * self.rsp.factor.host_value)
 
     @property
     def corr_rsp_re_drm(self) -> Float[Array, "phot rebin"]:
         """`rsp_re_drm` times the response factor ``rf``."""
-        return jnp.asarray(np.asarray(self.rsp_re_drm) * _host_value(self.rsp.factor))
+        return jnp.asarray(np.asarray(self.rsp_re_drm) * self.rsp.factor.host_value)
 
     # -- flags (bayspec names) -----------------------------------------------------------------
 
@@ -574,7 +569,7 @@ class DataUnit(eqx.Module):
     # -- limits -------------------------------------------------------------------------------
 
     def _scalar_alpha(self) -> float:
-        return float(np.mean(self._efficiency("src") / self._efficiency("bkg")))
+        return float(np.mean(self.host_efficiency("src") / self.host_efficiency("bkg")))
 
     def net_counts_upperlimit(self, cl: float = 0.9) -> float:
         """Upper limit on the net counts at credibility `cl` (Poisson, known background).
@@ -596,7 +591,7 @@ class DataUnit(eqx.Module):
 
     def net_ctsrate_upperlimit(self, cl: float = 0.9) -> float:
         """`net_counts_upperlimit` over `corr_src_efficiency` [counts/s]."""
-        return self.net_counts_upperlimit(cl) / float(self._efficiency("src", corrected=True))
+        return self.net_counts_upperlimit(cl) / float(self.host_efficiency("src", corrected=True))
 
     def net_counts_significance_limit(self, sigma: float = 3) -> float:
         """Net counts needed for a detection at `sigma` over this unit's background.
@@ -625,7 +620,7 @@ class DataUnit(eqx.Module):
     def net_ctsrate_significance_limit(self, sigma: float = 3) -> float:
         """`net_counts_significance_limit` over `corr_src_efficiency` [counts/s]."""
         return (self.net_counts_significance_limit(sigma)
-                / float(self._efficiency("src", corrected=True)))
+                / float(self.host_efficiency("src", corrected=True)))
 
     # -- parameters ----------------------------------------------------------------------------
 
@@ -649,7 +644,7 @@ class DataUnit(eqx.Module):
     @property
     def pvalues(self) -> tuple:
         """The physical values of `params`."""
-        return tuple(float(_host_value(p)) for p in self.params.values())
+        return tuple(p.host_value for p in self.params.values())
 
     # -- tables and files ----------------------------------------------------------------------
 

@@ -219,8 +219,8 @@ def batch_maximum_likelihood(
     src, bkg, n = _inputs(data, src_counts, bkg_counts)
     x0 = _starts(problem, start, (n,), "start")
     best, covariance, loglike, converged, steps = _fit_batch(
-        problem.objective, data.setup, data.counts, x0, src, bkg, float(rtol), float(atol), int(max_steps),
-        bool(exact_hessian))
+        problem.objective, data.setup, data.counts, x0, src, bkg, float(rtol), float(atol),
+        int(max_steps), bool(exact_hessian))
     covariance = np.asarray(covariance)
     loglike = np.asarray(loglike)
     return BatchFitResult(
@@ -321,8 +321,8 @@ def batch_nuts(
             raise ValueError(f"step_size must be > 0, got {step_size!r}")
     keys = jax.random.split(key, (n, num_chains))
     positions, diverging, lp, n_steps = _nuts_batch(
-        problem.objective, data.setup, data.counts, keys, x0, src, bkg, steps, imm, int(num_warmup), int(num_samples),
-        float(target_acceptance_rate), bool(dense_mass), inverse_mass_matrix is not None)
+        problem.objective, data.setup, data.counts, keys, x0, src, bkg, steps, imm,
+        int(num_warmup), int(num_samples), float(target_acceptance_rate), bool(dense_mass), inverse_mass_matrix is not None)
     return Posterior.from_blackjax(
         np.asarray(positions), problem.names, batch_ndim=1,
         sample_stats={"diverging": np.asarray(diverging), "lp": np.asarray(lp),
@@ -330,8 +330,9 @@ def batch_nuts(
 
 
 @eqx.filter_jit
-def _nuts_batch(objective: Objective, setup: tuple, template: tuple, keys, x0, src, bkg, steps, imm, num_warmup: int,
-                num_samples: int, target: float, dense: bool, seeded: bool):
+def _nuts_batch(objective: Objective, setup: tuple, template: tuple, keys, x0, src, bkg, steps,
+                imm, num_warmup: int, num_samples: int, target: float, dense: bool,
+                seeded: bool):
     import blackjax
     from blackjax.adaptation.base import get_filter_adapt_info_fn
 
