@@ -13,7 +13,7 @@ from jaxtyping import Array, ArrayLike, Float, Int
 
 from .._table import Table
 from ..io import ARF, RMF, OGIPError, read_arf, read_rmf, split_source
-from ..params import Par
+from ..params import Par, unif
 from ._convert import bins_array, float_array, int_array, source_name
 
 ENERGY_GRID_RTOL = 1e-5
@@ -267,8 +267,6 @@ class AbstractLocationResponse(AbstractResponse):
     constant: ClassVar[bool] = False
 
     def __post_init__(self):
-        from ..params import unif
-
         self.chbin = bins_array(np.asarray(self.chbin), _bins_dtype(self.chbin))
         self.phbin = bins_array(np.asarray(self.phbin), _bins_dtype(self.phbin))
         if self.ra is None:
