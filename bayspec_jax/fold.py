@@ -118,17 +118,21 @@ class GroupFactors(NamedTuple):
     dec: Float[Array, " unit"]
 
 
+def data_value(data_params: DataParams, label: str, index: Any, own: Any = None) -> Any:
+    """Data-layer parameter `label` of the units at `index` (`Data` order): from `data_params`
+    where it names `label`, else `own` (the units' own values). The one rule every caller
+    (`group_factors`, `views`) applies."""
+    if data_params is None or label not in data_params:
+        return own
+    return jnp.asarray(data_params[label])[index]
+
+
 def group_factors(setup: FoldSetup, data_params: DataParams = None) -> GroupFactors:
     """The data-layer factors every caller uses: from `data_params` where named there (arrays
     ``(n_units,)`` in `Data` order), else the setup's own (the units' `Par` values)."""
-    given = {} if data_params is None else data_params
-    positions = jnp.asarray(setup.positions) if given else None
-
-    def unit_values(label):
-        return jnp.asarray(given[label])[positions] if label in given else None
-
-    sf, bf, rf = (unit_values(label) for label in ("sf", "bf", "rf"))
-    ra, dec = (getattr(setup, label) if label not in given else unit_values(label)
+    positions = jnp.asarray(setup.positions) if data_params else None
+    sf, bf, rf = (data_value(data_params, label, positions) for label in ("sf", "bf", "rf"))
+    ra, dec = (data_value(data_params, label, positions, getattr(setup, label))
                for label in ("ra", "dec"))
     unit = setup.group_unit
     return GroupFactors(

@@ -22,7 +22,7 @@ from jaxtyping import Array, ArrayLike, Float
 from . import likelihood
 from .data.data import Data
 from .data.unit import DataUnit
-from .fold import Model
+from .fold import Model, data_value
 
 ERG_PER_KEV = 1.60218e-9
 """keV -> erg, the constant bayspec uses in ``flxspec`` and ``ergspec``."""
@@ -74,9 +74,7 @@ def _own_factor(unit: DataUnit, name: str) -> Array:
 
 
 def _factor(unit: DataUnit, position: int, data_params, name: str) -> Array:
-    if data_params is None or name not in data_params:
-        return _own_factor(unit, name)
-    return jnp.asarray(data_params[name])[position]
+    return data_value(data_params, name, position, _own_factor(unit, name))
 
 
 # -- the model spectrum ------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from jaxtyping import Array, ArrayLike, Float, Int
 
 from .._table import Table
 from ..io import ARF, RMF, OGIPError, read_arf, read_rmf, split_source
+from ..io.response import check_response_shapes
 from ..params import Par, unif
 from ._convert import bins_array, float_array, int_array, source_name
 
@@ -51,6 +52,12 @@ class AbstractResponse(eqx.Module):
     name: AbstractVar[str]
     file: AbstractVar[str | None]
     constant: AbstractClassVar[bool]
+
+    def __check_init__(self):
+        for label in ("ra", "dec", "factor"):
+            if not isinstance(getattr(self, label), Par):
+                raise ValueError(f"{label} must be a bayspec_jax.Par, got "
+                                 f"{type(getattr(self, label)).__name__}")
 
     @abc.abstractmethod
     def drm_at(self, ra: Float[ArrayLike, ""], dec: Float[ArrayLike, ""]
@@ -134,24 +141,9 @@ class Response(AbstractResponse):
         chbin_np = np.array(chbin, dtype=np.float64)
         phbin_np = np.array(phbin, dtype=np.float64)
         drm_np = np.array(drm, dtype=np.float64)
-        if chbin_np.ndim != 2 or chbin_np.shape[1] != 2:
-            raise ValueError(f"chbin must have shape (nchan, 2), got {chbin_np.shape}")
-        if phbin_np.ndim != 2 or phbin_np.shape[1] != 2:
-            raise ValueError(f"phbin must have shape (nphot, 2), got {phbin_np.shape}")
-        if drm_np.shape != (phbin_np.shape[0], chbin_np.shape[0]):
-            raise ValueError(
-                f"drm must have shape (nphot, nchan) = ({phbin_np.shape[0]}, "
-                f"{chbin_np.shape[0]}), got {drm_np.shape}"
-            )
+        channels_np = check_response_shapes(phbin_np, chbin_np, drm_np, channels)
         if not np.all(np.isfinite(drm_np)):
             raise ValueError("drm must be finite")
-        for label, par in (("ra", ra), ("dec", dec), ("factor", factor)):
-            if par is not None and not isinstance(par, Par):
-                raise ValueError(f"{label} must be a bayspec_jax.Par, got {type(par).__name__}")
-        nchan = chbin_np.shape[0]
-        channels_np = np.arange(1, nchan + 1) if channels is None else np.array(channels)
-        if channels_np.shape != (nchan,):
-            raise ValueError(f"channels must have shape ({nchan},), got {channels_np.shape}")
         self.chbin = bins_array(chbin_np, chbin_dtype)
         self.phbin = bins_array(phbin_np, phbin_dtype)
         self.drm = float_array(drm_np)
@@ -279,14 +271,7 @@ class AbstractLocationResponse(AbstractResponse):
             self.channels = int_array(np.arange(1, self.chbin.shape[0] + 1))
 
     def __check_init__(self):
-        for label in ("ra", "dec", "factor"):
-            if not isinstance(getattr(self, label), Par):
-                raise ValueError(f"{label} must be a bayspec_jax.Par, got "
-                                 f"{type(getattr(self, label)).__name__}")
-        if self.chbin.ndim != 2 or self.chbin.shape[1] != 2:
-            raise ValueError(f"chbin must have shape (nchan, 2), got {self.chbin.shape}")
-        if self.phbin.ndim != 2 or self.phbin.shape[1] != 2:
-            raise ValueError(f"phbin must have shape (nphot, 2), got {self.phbin.shape}")
+        check_response_shapes(self.phbin, self.chbin, channels=self.channels)
 
     @property
     def drm(self) -> Float[Array, "phot chan"]:

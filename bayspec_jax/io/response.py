@@ -36,6 +36,29 @@ _SPECRESP = dict(names=("SPECRESP",), hduclas={"HDUCLAS2": ("SPECRESP",)})
 _KEYWORDS = ("TELESCOP", "INSTRUME", "DETNAM", "FILTER", "CHANTYPE", "HDUCLAS3")
 
 
+def check_response_shapes(phbin: np.ndarray, chbin: np.ndarray, drm: np.ndarray | None = None,
+                          channels: Any = None) -> np.ndarray:
+    """The one shape check of a response (the reader's `RMF` and the containers of
+    `bayspec_jax.data.response` call it): `phbin` ``(nphot, 2)``, `chbin` ``(nchan, 2)``, `drm`
+    ``(nphot, nchan)`` (when given), `channels` ``(nchan,)``. Returns the channel numbers as
+    int64 (``1..nchan`` when `channels` is `None`); a `ValueError` names what is wrong."""
+    phbin, chbin = np.asarray(phbin), np.asarray(chbin)
+    if phbin.ndim != 2 or phbin.shape[1] != 2:
+        raise ValueError(f"phbin must have shape (nphot, 2), got {phbin.shape}")
+    if chbin.ndim != 2 or chbin.shape[1] != 2:
+        raise ValueError(f"chbin must have shape (nchan, 2), got {chbin.shape}")
+    if drm is not None and np.shape(drm) != (phbin.shape[0], chbin.shape[0]):
+        raise ValueError(
+            f"drm must have shape (nphot, nchan) = ({phbin.shape[0]}, {chbin.shape[0]}), "
+            f"got {np.shape(drm)}"
+        )
+    channels = np.arange(1, chbin.shape[0] + 1) if channels is None else channels
+    channels = np.array(channels, dtype=np.int64)
+    if channels.shape != (chbin.shape[0],):
+        raise ValueError(f"channels must have shape ({chbin.shape[0]},), got {channels.shape}")
+    return channels
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class RMF:
     """A response matrix as read from an RMF or RSP file (host-side numpy).
@@ -66,19 +89,7 @@ class RMF:
         phbin = np.array(self.phbin, dtype=np.float64)
         chbin = np.array(self.chbin, dtype=np.float64)
         drm = np.array(self.drm, dtype=np.float64)
-        if phbin.ndim != 2 or phbin.shape[1] != 2:
-            raise ValueError(f"phbin must have shape (nphot, 2), got {phbin.shape}")
-        if chbin.ndim != 2 or chbin.shape[1] != 2:
-            raise ValueError(f"chbin must have shape (nchan, 2), got {chbin.shape}")
-        if drm.shape != (phbin.shape[0], chbin.shape[0]):
-            raise ValueError(
-                f"drm must have shape (nphot, nchan) = ({phbin.shape[0]}, {chbin.shape[0]}), "
-                f"got {drm.shape}"
-            )
-        channels = np.arange(1, chbin.shape[0] + 1) if self.channels is None else self.channels
-        channels = np.array(channels, dtype=np.int64)
-        if channels.shape != (chbin.shape[0],):
-            raise ValueError(f"channels must have shape ({chbin.shape[0]},), got {channels.shape}")
+        channels = check_response_shapes(phbin, chbin, drm, self.channels)
         set_("phbin", phbin)
         set_("chbin", chbin)
         set_("drm", drm)
