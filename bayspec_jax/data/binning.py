@@ -11,10 +11,9 @@ import math
 import warnings
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Bool, Float, Int
+from jaxtyping import Bool, Float, Int
 
 from .grouping import flags_to_group_ids, group_bounds
 
@@ -126,17 +125,12 @@ def photon_grid(phbin: Float[np.ndarray, "phot 2"], ngrid: int) -> Float[np.ndar
     return np.maximum(grid, 1e-10).ravel()
 
 
-def group_sum(values: Float[Array, "*batch chan"], ids: Int[Array, " chan"],
-              n_groups: int) -> Float[Array, "*batch group"]:
-    """Sum of `values` per group: channel ``c`` goes to group ``ids[c]``; the discard segment
-    ``n_groups`` (excluded channels, whatever they hold, NaN included) is dropped.
-
-    Concrete one-dimensional values are summed on the host (`numpy.bincount`, the same
-    channel-order sums), which keeps building many units fast outside `jit`.
-    """
-    if not isinstance(values, jax.core.Tracer) and not isinstance(ids, jax.core.Tracer):
-        host = np.asarray(values)
-        if host.ndim == 1:
-            total = np.bincount(np.asarray(ids), weights=host, minlength=n_groups + 1)
-            return jnp.asarray(total[:n_groups], dtype=jnp.result_type(values))
-    return jax.ops.segment_sum(values, ids, num_segments=n_groups + 1)[:n_groups]
+def group_sum(values: Float[np.ndarray, " chan"], ids: Int[np.ndarray, " chan"],
+              n_groups: int) -> Float[np.ndarray, " group"]:
+    """Sum of `values` per group on the host, in their dtype: channel ``c`` goes to group
+    ``ids[c]``; the discard segment ``n_groups`` (excluded channels, whatever they hold, NaN
+    included) is dropped. (Traced code groups channels through a fold setup:
+    `stack.group_counts`.)"""
+    values = np.asarray(values)
+    total = np.bincount(np.asarray(ids), weights=values, minlength=n_groups + 1)
+    return total[:n_groups].astype(values.dtype)

@@ -29,7 +29,8 @@ from ..params import Par
 from ..significance import pgsig_inv, ppsig_inv
 from ..stats import STATISTICS, statistic
 from ._convert import float_array, int_array
-from .binning import Groups, normalize_windows, notice_mask, photon_grid, resolve_groups
+from .binning import (Groups, group_sum, normalize_windows, notice_mask, photon_grid,
+                      resolve_groups)
 from .grouping import GROUPING_KEYS, build_grouping, channel_fwhm
 from .response import AbstractResponse, Auxiliary, Redistribution, Response
 from .spectrum import Background, Source
@@ -434,9 +435,7 @@ class DataUnit(eqx.Module):
         self._need_response()
         ids, n = (self.rebin_ids, self.n_rebins) if rebinned else (self.group_ids, self.n_groups)
         values = np.asarray(values)
-        weights = values**2 if squared else values
-        total = np.bincount(np.asarray(ids), weights=weights, minlength=n + 1)[:n]
-        total = total.astype(values.dtype)
+        total = group_sum(values**2 if squared else values, ids, n)
         return np.sqrt(total) if squared else total
 
     def _group_efficiency(self, part: str, rebinned: bool) -> np.ndarray:
