@@ -200,7 +200,8 @@ def make_loglike(model: Model, data: Data, jit: bool = True,
     only hands over a list of arrays. With `grad`, the gradient is with respect to `params`
     (use `jax.grad` on `loglike` for the data-layer factors).
     """
-    leaves, treedef = jax.tree.flatten((data.setup, data.counts))
+    setups = tuple(setup.for_likelihood() for setup in data.setup)
+    leaves, treedef = jax.tree.flatten((setups, data.counts))
 
     def evaluate(params, arrays, data_params=None):
         setups, counts = jax.tree.unflatten(treedef, arrays)

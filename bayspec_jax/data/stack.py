@@ -223,6 +223,13 @@ class FoldSetup(eqx.Module):
         """Whether a response of this setup depends on parameters."""
         return any(isinstance(block, DynamicBlock) for block in self.blocks)
 
+    def for_likelihood(self) -> FoldSetup:
+        """This setup without the arrays the likelihood does not read (`channel_group`, and
+        `ra`, `dec` unless a response depends on them): fewer arguments per jitted call."""
+        unread = ("channel_group",) if self.dynamic else ("channel_group", "ra", "dec")
+        return eqx.tree_at(lambda s: tuple(getattr(s, name) for name in unread), self,
+                           (None,) * len(unread))
+
 
 class Stack(eqx.Module):
     """A `FoldSetup` and its `GroupedCounts` together (the form before they were split; kept so

@@ -222,7 +222,7 @@ class Problem:
             log_scale=tuple(bool(self.pars[s.name].scale == "log") for s in slots),
             passed=passed, priors=tuple(self.pars[name].prior for name in self.names))
         """The problem's densities as a pytree of pure functions (`Objective`)."""
-        self._arrays = (data.setup, data.counts)
+        self._arrays = (tuple(s.for_likelihood() for s in data.setup), data.counts)
         self._loglike_jit = None
 
     # -- sizes ----------------------------------------------------------------------------------
