@@ -11,7 +11,8 @@ rounds alternating which goes first:
 * `infer.batch_maximum_likelihood` of `--batch` simulated JOINT spectra: the first call (with
   compilation) and the second (steady), per spectrum.
 
-The table gives medians over rounds and the ratio new / base (> 1: slower). Both sides use only
+The table gives medians over rounds, the ratio new / base (> 1: slower), and the median of the
+ratios taken within each round (paired). Both sides use only
 the public API that both commits have (``Data.stacked`` is kept as an alias after the split).
 Writes `AB.md` (``--out``).
 """
@@ -150,12 +151,17 @@ def worker(args) -> dict:
 
 
 def rows(results: dict, labels: tuple) -> list:
+    """Per measurement: each side's median, their ratio, and the median of the ratios within
+    rounds (paired: the machine's drift between rounds cancels)."""
     keys = [k for k in results[labels[0]][0] if k != "label"]
     table = []
     for key in keys:
         medians = [statistics.median(r[key] for r in results[label]) for label in labels]
         ratio = medians[1] / medians[0] if medians[0] else float("nan")
-        table.append([key, *(f"{m:.4g}" for m in medians), f"{ratio:.3f}"])
+        paired = statistics.median(
+            new[key] / base[key] if base[key] else float("nan")
+            for base, new in zip(results[labels[0]], results[labels[1]]))
+        table.append([key, *(f"{m:.4g}" for m in medians), f"{ratio:.3f}", f"{paired:.3f}"])
     return table
 
 
@@ -194,7 +200,8 @@ def main(argv=None) -> None:
             if run.rc != 0 or not run.results:
                 raise SystemExit(f"{label} worker failed (rc {run.rc}):\n{run.stderr[-3000:]}")
             results[label].append(run.results[-1])
-    header = ["measurement", f"base ({args.base})", f"new ({args.code})", "new / base"]
+    header = ["measurement", f"base ({args.base})", f"new ({args.code})", "new / base",
+              "paired"]
     lines = harness.report_header("A/B of two commits on JOINT", "bench_ab.py")
     lines += [f"Rounds: {args.rounds} (fresh process each, alternating order); medians.", "",
               *harness.table_lines(header, rows(results, labels)), "",
