@@ -2,11 +2,12 @@
 
 from .response import (AbstractLocationResponse, AbstractResponse, Auxiliary, Redistribution,
                        Response)
+from .balrog import BalrogResponse
 from .spectrum import Background, Source, Spectrum
 from .data import Data
 from .stack import FoldSetup, GroupedCounts
 from .unit import STATISTICS, DataUnit
 
 __all__ = ["STATISTICS", "AbstractLocationResponse", "AbstractResponse", "Auxiliary",
-           "Background", "Data", "DataUnit", "FoldSetup", "GroupedCounts", "Redistribution",
-           "Response", "Source", "Spectrum"]
+           "Background", "BalrogResponse", "Data", "DataUnit", "FoldSetup", "GroupedCounts",
+           "Redistribution", "Response", "Source", "Spectrum"]

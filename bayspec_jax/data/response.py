@@ -17,6 +17,9 @@ from ..io.response import check_response_shapes
 from ..params import Par, unif
 from ._convert import bins_array, float_array, int_array, source_name
 
+_ARF_LOADERS = "an ARF is loaded with from_arf, from_arf2 or from_plain"
+_COMPOSE = "compose with `rmf * arf` or Response.from_rmf_arf"
+
 ENERGY_GRID_RTOL = 1e-5
 """Relative tolerance within which an ARF's energy grid must match the RMF's."""
 
@@ -25,8 +28,14 @@ def _par(val: float, comment: str) -> Par:
     return Par(val, frozen=True, comment=comment)
 
 
-def _not_for(cls_name: str, method: str, instead: str) -> NoReturn:
-    raise AttributeError(f"'{cls_name}' has no loader '{method}': {instead}")
+def _disabled_loader(method: str, instead: str) -> classmethod:
+    """A classmethod `method` that raises `AttributeError`: this class has no such loader, and
+    `instead` says what to use."""
+    def loader(cls, *args, **kwargs) -> NoReturn:
+        raise AttributeError(f"'{cls.__name__}' has no loader '{method}': {instead}")
+
+    loader.__name__ = loader.__qualname__ = method
+    return classmethod(loader)
 
 
 class AbstractResponse(eqx.Module):
@@ -226,9 +235,7 @@ class Redistribution(Response):
         """`from_rmf`, or `from_rmf2` when `ii` or ``"path:ii"`` is given."""
         return cls._load(rmf_file, ii, need_extver=None)
 
-    @classmethod
-    def from_rmf_arf(cls, *args, **kwargs) -> NoReturn:
-        _not_for(cls.__name__, "from_rmf_arf", "compose with `rmf * arf` or Response.from_rmf_arf")
+    from_rmf_arf = _disabled_loader("from_rmf_arf", _COMPOSE)
 
     def __mul__(self, arf: "Auxiliary") -> "Response":
         if not isinstance(arf, Auxiliary):
@@ -239,39 +246,41 @@ class Redistribution(Response):
         return self.__mul__(arf)
 
 
+def _location_bins(values: Any) -> Array:
+    return bins_array(np.asarray(values), _bins_dtype(values))
+
+
+def _default(par: Par | None, make) -> Par:
+    return make() if par is None else par
+
+
 class AbstractLocationResponse(AbstractResponse):
     """A response whose DRM depends on the source's sky position: subclass it with the fields
     the DRM needs and a `drm_at(ra, dec)` in `jnp`.
 
     **Arguments:** `chbin` ``(chan, 2)``, `phbin` ``(phot, 2)`` [keV]; keyword-only: `ra` and
     `dec` (`Par`s; default free, uniform on [0, 360) and [-90, 90]), `factor` (default frozen at
-    1), `channels` (default ``1..nchan``), `name`, `file`.
+    1), `name`, `file`. Channels are numbered ``1..nchan``.
     """
 
-    chbin: Float[Array, "chan 2"]
-    phbin: Float[Array, "phot 2"]
-    ra: Par = eqx.field(default=None, kw_only=True)
-    dec: Par = eqx.field(default=None, kw_only=True)
-    factor: Par = eqx.field(default=None, kw_only=True)
-    channels: Int[Array, " chan"] = eqx.field(default=None, kw_only=True)
+    chbin: Float[Array, "chan 2"] = eqx.field(converter=_location_bins)
+    phbin: Float[Array, "phot 2"] = eqx.field(converter=_location_bins)
+    ra: Par = eqx.field(default=None, kw_only=True, converter=lambda par: _default(
+        par, lambda: Par(0.0, unif(0.0, 360.0), comment="right ascension [deg]")))
+    dec: Par = eqx.field(default=None, kw_only=True, converter=lambda par: _default(
+        par, lambda: Par(0.0, unif(-90.0, 90.0), comment="declination [deg]")))
+    factor: Par = eqx.field(default=None, kw_only=True, converter=lambda par: _default(
+        par, lambda: _par(1.0, "multiplicative factor")))
     name: str = eqx.field(static=True, default="location response", kw_only=True)
     file: str | None = eqx.field(static=True, default=None, kw_only=True)
     constant: ClassVar[bool] = False
 
-    def __post_init__(self):
-        self.chbin = bins_array(np.asarray(self.chbin), _bins_dtype(self.chbin))
-        self.phbin = bins_array(np.asarray(self.phbin), _bins_dtype(self.phbin))
-        if self.ra is None:
-            self.ra = Par(0.0, unif(0.0, 360.0), comment="right ascension [deg]")
-        if self.dec is None:
-            self.dec = Par(0.0, unif(-90.0, 90.0), comment="declination [deg]")
-        if self.factor is None:
-            self.factor = _par(1.0, "multiplicative factor")
-        if self.channels is None:
-            self.channels = int_array(np.arange(1, self.chbin.shape[0] + 1))
-
     def __check_init__(self):
-        check_response_shapes(self.phbin, self.chbin, channels=self.channels)
+        check_response_shapes(self.phbin, self.chbin)
+
+    @property
+    def channels(self) -> Int[Array, " chan"]:
+        return int_array(np.arange(1, self.n_channels + 1))
 
     @property
     def drm(self) -> Float[Array, "phot chan"]:
@@ -341,17 +350,10 @@ class Auxiliary(eqx.Module):
         """`from_arf`, or `from_arf2` when `ii` or ``"path:ii"`` is given."""
         return cls._load(arf_file, ii, need_extver=None)
 
-    @classmethod
-    def from_rsp(cls, *args, **kwargs) -> NoReturn:
-        _not_for(cls.__name__, "from_rsp", "an ARF is loaded with from_arf, from_arf2 or from_plain")
+    from_rsp = _disabled_loader("from_rsp", _ARF_LOADERS)
+    from_rsp2 = _disabled_loader("from_rsp2", _ARF_LOADERS)
 
-    @classmethod
-    def from_rsp2(cls, *args, **kwargs) -> NoReturn:
-        _not_for(cls.__name__, "from_rsp2", "an ARF is loaded with from_arf, from_arf2 or from_plain")
-
-    @classmethod
-    def from_rmf_arf(cls, *args, **kwargs) -> NoReturn:
-        _not_for(cls.__name__, "from_rmf_arf", "compose with `rmf * arf` or Response.from_rmf_arf")
+    from_rmf_arf = _disabled_loader("from_rmf_arf", _COMPOSE)
 
     def __mul__(self, rmf: "Redistribution") -> "Response":
         if not isinstance(rmf, Redistribution):

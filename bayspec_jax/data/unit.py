@@ -262,6 +262,11 @@ class DataUnit(eqx.Module):
         alpha = self._scalar_alpha()
         fwhm = None
         if settings.get("method", "threshold") == "optimal":
+            if not self.rsp.constant and not (self.rsp.ra.frozen and self.rsp.dec.frozen):
+                raise ValueError(
+                    f"unit {self.name}: grouping method='optimal' needs a fixed response, but "
+                    f"the {type(self.rsp).__name__}'s ra and dec are free; freeze both, or use "
+                    "method='threshold'")
             fwhm = channel_fwhm(np.asarray(self.rsp.chbin), np.asarray(self.rsp.phbin),
                                 np.asarray(self.rsp.drm))
         return build_grouping(settings, zeroed(self.src.counts), zeroed(self.bkg.counts),
