@@ -95,7 +95,7 @@ def fold_block(block: Block, row_flux: Float[Array, "row nphot"],
     there); constant blocks ignore it.
     """
     if isinstance(block, DynamicBlock):
-        return block.grouped_drm(*location) @ row_flux[0]
+        return block.fold(*location, row_flux[0])
     if isinstance(block, BandedBlock):
         flux = row_flux[0]
         rates = [flux[lo:hi] @ band for band, (lo, hi) in zip(block.bands, block.windows)]

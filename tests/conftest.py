@@ -54,3 +54,20 @@ def example_unit(tmp_path_factory):
     paths = bj.examples.write_example_files(tmp_path_factory.mktemp("example"))
     return bj.DataUnit(src=paths["src"], bkg=paths["bkg"], rsp=paths["rsp"], notc=[10.0, 900.0],
                        stat="pgstat", grpg={"min_sigma": 3, "max_bin": 10})
+
+
+@pytest.fixture(scope="session", autouse=True)
+def gbm_drm_gen_data():
+    """gbm-drm-gen's data folder (the BALROG database and the GRB 110721A example files): an
+    installed gbm-drm-gen's, else downloaded once into ~/.cache/bayspec-gbm by
+    `balrog.fetch_database`. Offline, the tests that need it skip."""
+    from bayspec_jax import balrog
+
+    folder = balrog.gbm_drm_gen_data_dir()
+    if folder is None or not (folder / "balrog_db.h5").is_file():
+        try:
+            folder = balrog.fetch_database()
+        except Exception as error:  # offline or no index: those tests skip with their reason
+            print(f"\nBALROG database not available ({error}); its tests skip")
+            return None
+    return folder

@@ -74,6 +74,12 @@ class AbstractResponse(eqx.Module):
         """The DRM ``(phot, chan)`` [cm^2] for a source at ``(ra, dec)`` [deg]; pure `jnp`
         (traced under `jit`, `vmap` and `grad`)."""
 
+    def fold_at(self, ra: Float[ArrayLike, ""], dec: Float[ArrayLike, ""],
+                photon_flux: Float[Array, " phot"]) -> Float[Array, " chan"]:
+        """The count rate per channel ``photon_flux @ drm_at(ra, dec)``; a response that can
+        fold without forming its DRM overrides it."""
+        return photon_flux @ self.drm_at(ra, dec)
+
     # -- views -----------------------------------------------------------------------------
 
     @property

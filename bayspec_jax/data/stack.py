@@ -122,7 +122,7 @@ class DynamicBlock(eqx.Module):
     """One unit whose response depends on parameters (its sky position): the DRM is evaluated
     inside the traced graph, its channels summed into groups (a segment sum) and folded.
 
-    **Fields:** `response` (an `AbstractResponse` whose `drm_at(ra, dec)` is traced);
+    **Fields:** `response` (an `AbstractResponse` whose `fold_at(ra, dec, flux)` is traced);
     `group_ids` ``(chan,)``: each channel's group, ``n_groups`` for excluded channels;
     static: `members` (the unit's index in the setup, alone), `n_groups`, `grid_start` and
     `nphot` (as for `FoldBlock`).
@@ -139,11 +139,11 @@ class DynamicBlock(eqx.Module):
     def n_rows(self) -> int:
         return 1
 
-    def grouped_drm(self, ra: Float[Array, ""], dec: Float[Array, ""]
-                    ) -> Float[Array, "group nphot"]:
-        """The response at ``(ra, dec)``, its channels summed per group: ``(group, nphot)``."""
-        drm = self.response.drm_at(ra, dec)
-        summed = jax.ops.segment_sum(drm.T, self.group_ids, num_segments=self.n_groups + 1)
+    def fold(self, ra: Float[Array, ""], dec: Float[Array, ""],
+             photon_flux: Float[Array, " nphot"]) -> Float[Array, " group"]:
+        """The count rate per group for `photon_flux` from a source at ``(ra, dec)``."""
+        rate = self.response.fold_at(ra, dec, photon_flux)
+        summed = jax.ops.segment_sum(rate, self.group_ids, num_segments=self.n_groups + 1)
         return summed[: self.n_groups]
 
 

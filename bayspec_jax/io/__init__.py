@@ -7,7 +7,7 @@ the file, the extension and the column.
 
 from .errors import OGIPError
 from .fitsfile import split_source
-from .pha import PHA, count_pha_rows, read_pha, write_pha, write_pha2
+from .pha import PHA, count_pha_rows, read_ebounds, read_pha, write_pha, write_pha2
 from .response import ARF, RMF, read_arf, read_rmf, write_arf, write_rmf
 from .summary import describe_file
 
@@ -19,6 +19,7 @@ __all__ = [
     "count_pha_rows",
     "describe_file",
     "read_arf",
+    "read_ebounds",
     "read_pha",
     "read_rmf",
     "split_source",

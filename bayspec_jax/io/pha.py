@@ -157,6 +157,15 @@ def read_pha(source: Any, row: int | None = None) -> PHA:
         return _read_spectrum_hdu(hdu, ebounds_hdus[0] if ebounds_hdus else None, row, label)
 
 
+def read_ebounds(source: Any) -> np.ndarray:
+    """The channel energy bounds ``(nchan, 2)`` [keV] of a file's EBOUNDS extension (a PHA, a
+    CSPEC or a response file). Raises `OGIPError` when there is none."""
+    target, _, label = split_source(source, None)
+    with open_fits(target, label) as hdul:
+        hdu = find_hdu(hdul, label=label, what="EBOUNDS", **_EBOUNDS)
+        return _read_ebounds(hdu, label)[0]
+
+
 def count_pha_rows(source: Any) -> int:
     """Number of spectra in a PHA file: the rows of a type II file, 1 for type I."""
     target, _, label = split_source(source)
