@@ -332,3 +332,164 @@ def corner(samples: Mapping[str, Any], truths: Any = None, path: str | None = No
     if path is not None:
         figure.savefig(path, dpi=120, bbox_inches="tight")
     return figure
+
+
+_SKY_MARKERS = ("*", "X", "P", "D", "s", "^")
+
+
+def _sky_xy(ra: np.ndarray, dec: np.ndarray, mollweide: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Axis coordinates: Mollweide longitude ``-ra`` wrapped to [-pi, pi) and latitude [rad]
+    (ra grows to the left, as on the sky); plain: ra and dec [deg] (the x axis is inverted)."""
+    if mollweide:
+        return np.radians(-(np.mod(ra + 180.0, 360.0) - 180.0)), np.radians(dec)
+    return np.mod(ra, 360.0), dec
+
+
+def _mollweide(longitude: np.ndarray, latitude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The Mollweide projection of longitudes and latitudes [rad] (any longitude)."""
+    theta = np.array(latitude, dtype=float)
+    target = np.pi * np.sin(latitude)
+    for _ in range(30):  # Newton on 2 theta + sin(2 theta) = pi sin(latitude)
+        slope = 2.0 + 2.0 * np.cos(2.0 * theta)
+        step = np.where(slope > 1e-12, (2.0 * theta + np.sin(2.0 * theta) - target)
+                        / np.where(slope > 1e-12, slope, 1.0), 0.0)
+        theta = theta - step
+    return 2.0 * np.sqrt(2.0) / np.pi * longitude * np.cos(theta), np.sqrt(2.0) * np.sin(theta)
+
+
+def _sky_triangulation(ra: np.ndarray, dec: np.ndarray, mollweide: bool):
+    """A triangulation of the sky points in the axes' coordinates, and which point each vertex
+    is. The triangles are those of the points' Mollweide projection centred on the axes'
+    centre (equal-area: well-spread points give well-shaped triangles, the poles included);
+    points near the axes' ra seam are repeated one turn away, so that no gap is left there
+    (the axes clip what lies beyond)."""
+    from matplotlib.tri import Triangulation
+
+    centre = 0.0 if mollweide else 180.0
+    longitude = np.radians(np.mod(ra - centre + 180.0, 360.0) - 180.0)
+    near = np.abs(longitude) > 0.6 * np.pi
+    index = np.concatenate([np.arange(ra.size), np.flatnonzero(near)])
+    longitude = np.concatenate([longitude,
+                                longitude[near] - np.sign(longitude[near]) * 2.0 * np.pi])
+    latitude = np.radians(dec[index])
+    triangles = Triangulation(*_mollweide(longitude, latitude)).triangles  # Delaunay
+    if mollweide:  # the axes' longitude grows to the right, ra to the left
+        return Triangulation(-longitude, latitude, triangles), index
+    return Triangulation(np.degrees(longitude) + centre, np.degrees(latitude), triangles), index
+
+
+def plot_sky_map(ra: Any, dec: Any, loglike: Any, regions: Any = (0.68, 0.95),
+                 true_position: tuple[float, float] | None = None,
+                 best: tuple[float, float] | None = None, ax: Any = None, *,
+                 markers: Mapping[str, tuple[float, float]] | None = None,
+                 projection: str = "mollweide", vmin: float = -20.0, path: str | None = None,
+                 title: str | None = None):
+    """A localization map: the log-likelihood over the sky, its credible regions and positions.
+
+    The colour is ``loglike - max`` (clipped below at `vmin`), filled between the points
+    (`tricontourf` on a triangulation of them); the regions are drawn as lines, labelled with
+    the posterior probability they hold (equal-area points, uniform prior: see
+    `infer.credible_regions`). On the Mollweide projection ra grows to the left and is 0 at the
+    centre; on the plain one the ra axis runs from 360 down to 0 deg.
+
+    **Arguments:**
+
+    - `ra`, `dec`: the positions [deg] ``(n,)`` (e.g. `infer.sky_grid`).
+    - `loglike`: the log-likelihood at each ``(n,)`` (e.g. `infer.localization_map`'s).
+    - `regions`: the probabilities of the regions to draw (default 68% and 95%), or boolean
+        masks ``(region, n)`` (`infer.credible_regions`; labelled with the probability they
+        hold); `None` draws none.
+    - `true_position`: ``(ra, dec)`` [deg] of the known position, drawn as a star.
+    - `best`: ``(ra, dec)`` [deg] of the best position, drawn as a cross.
+    - `ax`: draw into these axes (a Mollweide axes, or plain axes for ra/dec in degrees);
+        default a new figure with `projection` (``"mollweide"`` or ``"rectangular"``).
+    - `markers`: more positions, ``{label: (ra, dec)}``.
+    - `vmin`: the lowest ``loglike - max`` coloured.
+    - `path`: write the figure there when given.
+
+    **Returns:** the matplotlib `Figure`.
+    """
+    from .infer.localization import credible_regions
+
+    ra = np.asarray(ra, dtype=float)
+    dec = np.asarray(dec, dtype=float)
+    loglike = np.asarray(loglike, dtype=float)
+    if ra.ndim != 1 or ra.shape != dec.shape or ra.shape != loglike.shape or ra.size < 3:
+        raise ValueError(f"ra, dec and loglike must be 1-d arrays of one length (at least 3), "
+                         f"got shapes {ra.shape}, {dec.shape}, {loglike.shape}")
+    finite = np.isfinite(loglike)
+    if not finite.any():
+        raise ValueError("loglike is nowhere finite")
+    if projection not in ("mollweide", "rectangular"):
+        raise ValueError(f"projection must be 'mollweide' or 'rectangular', got {projection!r}")
+    levels: list[float | None] = []
+    if regions is None:
+        masks = np.zeros((0, ra.size), dtype=bool)
+    elif np.asarray(regions).dtype == bool:
+        masks = np.atleast_2d(np.asarray(regions))
+        if masks.shape[1:] != ra.shape:
+            raise ValueError(f"regions as masks must have shape (region, {ra.size}), got "
+                             f"{masks.shape}")
+        levels = [None] * masks.shape[0]
+    else:
+        levels = [float(level) for level in regions]
+        masks = np.asarray(credible_regions(loglike, tuple(levels)))
+    plt = _pyplot(path)
+    if ax is None:
+        figure = plt.figure(figsize=(9, 5))
+        ax = figure.add_subplot(projection=None if projection == "rectangular" else projection)
+    else:
+        figure = ax.figure
+    mollweide = ax.name == "mollweide"
+    triangulation, index = _sky_triangulation(ra, dec, mollweide)
+    relative = np.clip(np.where(finite, loglike - loglike[finite].max(), vmin), vmin, 0.0)
+    filled = ax.tricontourf(triangulation, relative[index], levels=np.linspace(vmin, 0.0, 21),
+                            cmap="viridis")
+    figure.colorbar(filled, ax=ax, orientation="horizontal", shrink=0.6,
+                    pad=0.06 if mollweide else 0.14,
+                    label=r"$\log L - \log L_{\max}$")
+    from matplotlib.lines import Line2D
+
+    handles = []
+    peak = loglike[finite].max()
+    weight = np.where(finite, np.exp(np.where(finite, loglike, peak) - peak), 0.0)
+    styles = ("-", "--", ":", "-.")
+    for k, mask in enumerate(masks):
+        if mask.any() and not mask.all():
+            ax.tricontour(triangulation, mask[index].astype(float), levels=[0.5], colors="k",
+                          linewidths=1.3, linestyles=styles[k % len(styles)])
+        held = weight[mask].sum() / weight.sum() if levels[k] is None else levels[k]
+        handles.append(Line2D([], [], color="k", ls=styles[k % len(styles)],
+                              label=f"{100 * held:.0f}% region"))
+    points = dict(markers or {})
+    if true_position is not None:
+        points = {"true position": true_position, **points}
+    for k, (label, (p_ra, p_dec)) in enumerate(points.items()):
+        px, py = _sky_xy(np.array([p_ra], dtype=float), np.array([p_dec], dtype=float),
+                         mollweide)
+        handles.append(ax.plot(px, py, _SKY_MARKERS[k % len(_SKY_MARKERS)],
+                               ms=13 if k == 0 else 9, color=f"C{(k + 1) % 10}", mec="k",
+                               mew=0.8, label=label, zorder=5 - 0.1 * k)[0])
+    if best is not None:
+        bx, by = _sky_xy(np.array([best[0]], dtype=float), np.array([best[1]], dtype=float),
+                         mollweide)
+        handles.append(ax.plot(bx, by, "+", ms=13, mew=2.0, color="r", label="best",
+                               zorder=6)[0])
+    if mollweide:
+        ticks = np.arange(-150, 151, 30)
+        ax.set_xticks(np.radians(ticks))
+        ax.set_xticklabels([f"{(-t) % 360:.0f}°" for t in ticks], color="w", fontsize=8)
+        ax.grid(True, color="0.8", lw=0.4, alpha=0.6)
+    else:
+        ax.set_xlim(360.0, 0.0)
+        ax.set_ylim(-90.0, 90.0)
+        ax.set_xlabel("ra [deg]")
+        ax.set_ylabel("dec [deg]")
+    if handles:
+        ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(1.0, 0.0), fontsize=8,
+                  frameon=False)
+    if title:
+        ax.set_title(title, pad=18 if mollweide else 6)
+    if path is not None:
+        figure.savefig(path, dpi=120, bbox_inches="tight")
+    return figure

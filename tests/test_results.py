@@ -194,3 +194,15 @@ def test_difference_hessian_matches_autodiff():
     x = jax.numpy.array([0.4, -1.2, 2.5])
     np.testing.assert_allclose(difference_hessian(jax.grad(f), x), jax.hessian(f)(x),
                                rtol=1e-7, atol=1e-8)
+
+
+def test_maximum_likelihood_with_a_difference_hessian(example_unit):
+    """``exact_hessian=False``: the same best fit, the covariance from central differences of
+    the gradient equal to the autodiff one to the differences' accuracy."""
+    problem = infer.Problem(bj.models.cpl, CPL_PARAMS, bj.Data([("u", example_unit)]))
+    exact = infer.maximum_likelihood(problem)
+    differenced = infer.maximum_likelihood(problem, exact_hessian=False)
+    np.testing.assert_allclose(differenced.best, exact.best, rtol=1e-12)
+    assert differenced.loglike == exact.loglike
+    np.testing.assert_allclose(differenced.covariance, exact.covariance, rtol=1e-5)
+    assert not np.allclose(differenced.covariance, exact.covariance, rtol=1e-13, atol=0)

@@ -32,6 +32,7 @@ from .edges import BGO_TTE_EDGES, NAI_TTE_EDGES
 from .geometry import earth_direction, spacecraft_axes, spacecraft_state
 
 EARTH_RADIUS_KM = 6371.0
+_MANY = 128  # positions of one flux from which `_shared_flux` pays
 MAT_TYPES = {0: "direct", 1: "scattered", 2: "direct + scattered"}
 
 
@@ -271,12 +272,15 @@ def _through_rows(by_lat: tuple, blocks: tuple, lat: Array):
     return product
 
 
-def _fold_parts(gen: DRMGenerator, geometry: tuple, flux: Array, mix: bool):
+def _fold_parts(gen: DRMGenerator, geometry: tuple, flux: Array, mix: bool,
+                tangent: bool = False):
     """`fold` at one position from its geometry (`DRMGenerator._geometry`), linear in `flux`.
 
     `mix`: the count rate ``(chan,)``; else its parts: the flux through the direct responses
     of the triangle's vertices ``(3, chan)`` and the unscaled scattered rate of each of the two
     latitude rows ``(2, chan)`` (what the rate's derivatives in the position need).
+    `tangent`: as a tangent, to be transposed and batched: the latitude rows indexed rather
+    than switched (a batched switch selects with `stop_gradient`, which has no transpose).
     """
     index, weights, nearest, upper, fraction, scale = geometry
     direct = jnp.zeros((3, gen.n_channels), flux.dtype)
@@ -286,7 +290,11 @@ def _fold_parts(gen: DRMGenerator, geometry: tuple, flux: Array, mix: bool):
     if gen.mat_type in (1, 2):
         incident = flux @ gen.scatter_photons  # (energy,)
 
-        pairs = _through_rows(gen.at_scat_by_lat, gen.blocks, upper - 1)(incident)
+        if tangent:
+            pairs = tuple((incident[a0:] @ table[upper - 1], incident[a0:] @ table[upper])
+                          for table, (_, _, a0, _) in zip(gen.at_scat, gen.blocks))
+        else:
+            pairs = _through_rows(gen.at_scat_by_lat, gen.blocks, upper - 1)(incident)
         for (_, _, _, n1), rows, (low, high) in zip(gen.blocks, gen.channel_rows, pairs):
             per_cell = (fraction * low + (1.0 - fraction) * high)[None] if mix else jnp.stack(
                 [low, high])
@@ -303,32 +311,50 @@ def _sequential(gen, geometry, flux, mix):
 
 
 def _shared_flux(gen, geometry, flux, mix):
-    """`_fold_parts` at many positions of one flux: what depends only on the flux (the flux
-    through every direct response and every latitude row) once, then per position the sums
-    over the cells."""
+    """`_fold_parts` at many positions of one flux (at least `_MANY` of them): what depends
+    only on the flux once, then per position a few hundred rows gathered and summed.
+
+    That is: the flux through every direct response ``(dir, chan)``; and through every
+    latitude row and cell, into the channel rows of every direction that can be nearest to the
+    cell (the candidates of its ring, `_ring_candidates`): a table ``(lat, cell, candidate,
+    chan)`` (tens of MB, built with batched GEMMs), of which a position sums two latitude rows
+    of its cells' two nearest directions.
+    """
     index, weights, nearest, upper, fraction, scale = geometry
-    n = index.shape[0]
-    direct = jnp.zeros((n, 3, gen.n_channels), flux.dtype)
-    scattered = jnp.zeros((n, 1 if mix else 2, gen.n_channels), flux.dtype)
+    n, n_chan = index.shape[0], gen.n_channels
+    direct = jnp.zeros((n, 3, n_chan), flux.dtype)
+    scattered = jnp.zeros((n, 1 if mix else 2, n_chan), flux.dtype)
     if gen.mat_type in (0, 2):
         direct = (gen.direct @ flux)[index]  # (position, 3, chan)
     if gen.mat_type in (1, 2):
         incident = flux @ gen.scatter_photons
-        through = [jnp.stack([table @ incident[a0:] for table in by_lat])
-                   for by_lat, (_, _, a0, _) in zip(gen.at_scat_by_lat, gen.blocks)]
+        n_lat = len(gen.at_scat_by_lat[0])
+        n_ring, n_phi = gen.cell_directions.shape[:2]
+        n_cand = gen.ring_index.shape[1]
+        table = jnp.zeros((n_lat, n_ring, n_phi, n_cand, n_chan), flux.dtype)
+        for (r0, r1, a0, n1), by_lat, rows in zip(gen.blocks, gen.at_scat_by_lat,
+                                                   gen.channel_rows):
+            through = jnp.stack([per_lat @ incident[a0:] for per_lat in by_lat])
+            through = through.reshape(n_lat, n_ring, n_phi, r1 - r0)
+            table = table.at[..., :n1].add(jnp.einsum(
+                "ltfr,tsrn->ltfsn", through, rows[gen.ring_index]))
+        table = table.reshape(-1, n_chan)
+        rings = jnp.arange(n_ring)[:, None, None]
+        phis = jnp.arange(n_phi)[None, :, None]
 
         def per_position(args):
             nearest, upper, fraction = args
-            rate = jnp.zeros((1 if mix else 2, gen.n_channels), flux.dtype)
-            for (_, _, _, n1), rows, table in zip(gen.blocks, gen.channel_rows, through):
-                low, high = table[upper - 1], table[upper]
-                per_cell = (fraction * low + (1.0 - fraction) * high)[None] if mix else (
-                    jnp.stack([low, high]))
-                rows = rows[nearest[:, 0]] + rows[nearest[:, 1]]
-                rate = rate.at[:, :n1].add(per_cell @ rows.reshape(-1, n1))
-            return rate
+            nearest = nearest.reshape(n_ring, n_phi, 2)
+            # the slot of each cell's nearest direction among its ring's candidates
+            slot = jnp.argmax(gen.ring_index[:, None, None, :] == nearest[..., None], axis=-1)
+            cell = (rings * n_phi + phis) * n_cand + slot  # (ring, phi, 2)
+            lat = jnp.stack([upper - 1, upper])[:, None, None, None]
+            low, high = jnp.sum(table[lat * (n_ring * n_phi * n_cand) + cell], axis=(1, 2, 3))
+            if mix:
+                return (fraction * low + (1.0 - fraction) * high)[None]
+            return jnp.stack([low, high])
 
-        scattered = jax.lax.map(per_position, (nearest, upper, fraction))
+        scattered = jax.lax.map(per_position, (nearest, upper, fraction), batch_size=64)
     if mix:
         return jnp.einsum("nk,nkc->nc", weights, direct) + scale[:, None] * scattered[:, 0]
     return direct, scattered
@@ -356,7 +382,8 @@ def _batchable(mix: bool):
         else:
             geometry = tuple(g if b else jnp.broadcast_to(g, (axis_size,) + jnp.shape(g))
                              for g, b in zip(geometry, geometry_batched))
-            if flux_batched:
+            if flux_batched or axis_size < _MANY:
+                flux = flux if flux_batched else jnp.broadcast_to(flux, (axis_size,) + flux.shape)
                 out = _sequential(gen, geometry, flux, mix)
             else:
                 out = _shared_flux(gen, geometry, flux, mix)
@@ -395,9 +422,8 @@ def _fold_rate_jvp(primals, tangents):
         tangent = (_dense(weights_dot, weights) @ direct + _dense(scale_dot, scale) * mixed
                    + scale * _dense(fraction_dot, fraction) * (low - high))
     if not _zero(flux_dot):
-        tangent = tangent + _fold_parts(gen, geometry, flux_dot, True)
+        tangent = tangent + _fold_parts(gen, geometry, flux_dot, True, tangent=True)
     return rate, tangent
-
 
 
 def _drm_parts(gen: DRMGenerator, geometry: tuple, mix: bool):

@@ -4,6 +4,13 @@ Needs the optional extra ``bayspec_jax[infer]`` (numpyro, blackjax, optimistix).
 """
 
 from .batch import BatchFitResult, batch_maximum_likelihood, batch_nuts, spectrum_stacks
+from .localization import (
+    LocalizationMap,
+    credible_regions,
+    enclosed_probability,
+    localization_map,
+    sky_grid,
+)
 from .mle import FitResult, maximum_likelihood
 from .posterior import blackjax_logdensity, numpyro_model
 from .problem import Problem
@@ -13,3 +20,5 @@ from .sample import run_nuts
 __all__ = ["FitResult", "Problem", "blackjax_logdensity", "maximum_likelihood", "numpyro_model"]
 __all__ += ["BatchFitResult", "Posterior", "batch_maximum_likelihood", "batch_nuts", "run_nuts",
             "spectrum_stacks"]
+__all__ += ["LocalizationMap", "credible_regions", "enclosed_probability", "localization_map",
+            "sky_grid"]

@@ -15,8 +15,9 @@ from .problem import Objective, Problem
 
 @dataclasses.dataclass(frozen=True)
 class FitResult:
-    """The best fit: `best` (free values), `errors` (1-sigma from the Hessian), `covariance`,
-    `stat` (-2 loglike), `loglike`, `dof`, `names`, and whether the optimiser `converged`.
+    """The best fit: `best` (free values), `errors` (1-sigma from the Hessian; NaN where it is
+    not positive definite), `covariance`, `stat` (-2 loglike), `loglike`, `dof`, `names`, and
+    whether the optimiser `converged`.
 
     `names` are the problem's free names, data-layer ones (``'rf@bgo'``) included. `others`
     maps the parameters that are not free but worth showing (frozen model parameters, linked
@@ -105,7 +106,7 @@ _fit_jit = eqx.filter_jit(fit_objective)
 
 def maximum_likelihood(problem: Problem, start: Float[ArrayLike, " free"] | None = None,
                        rtol: float = 1e-10, atol: float = 1e-10,
-                       max_steps: int = 2000) -> FitResult:
+                       max_steps: int = 2000, exact_hessian: bool = True) -> FitResult:
     """Minimise ``-2 loglike`` over the free parameters (BFGS, optimistix), the data layer's
     free factors (``'rf@bgo'``...) included.
 
@@ -114,15 +115,22 @@ def maximum_likelihood(problem: Problem, start: Float[ArrayLike, " free"] | None
     - `problem`: the `Problem`.
     - `start`: initial free values; default: the parameters' current values.
     - `rtol`, `atol`, `max_steps`: optimiser settings.
+    - `exact_hessian`: the covariance from the Hessian by autodiff; `False`: by central
+        differences of the gradient (`difference_hessian`), which needs first derivatives
+        only (and compiles faster).
     """
     x0 = problem.initial() if start is None else jnp.asarray(start, dtype=jnp.result_type(float))
     best, covariance, loglike, converged, _ = _fit_jit(
-        problem.objective, x0, *problem.arrays, float(rtol), float(atol), int(max_steps))
+        problem.objective, x0, *problem.arrays, float(rtol), float(atol), int(max_steps),
+        bool(exact_hessian))
     covariance = np.asarray(covariance)
     loglike = float(loglike)
+    variance = np.diag(covariance)
+    # NaN, not 0, where the Hessian is not positive definite in that direction
+    errors = np.where(variance > 0, np.sqrt(np.abs(variance)), np.nan)
     return FitResult(
         names=list(problem.names), best=np.asarray(best),
-        errors=np.sqrt(np.clip(np.diag(covariance), 0, None)), covariance=covariance,
+        errors=errors, covariance=covariance,
         loglike=loglike, stat=-2.0 * loglike, dof=problem.dof, converged=bool(converged),
         others=_others(problem, np.asarray(best)),
     )
