@@ -15,6 +15,7 @@ from .data import (
     DataUnit,
     Redistribution,
     Response,
+    SaveError,
     Source,
     Spectrum,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "Par",
     "Redistribution",
     "Response",
+    "SaveError",
     "Source",
     "Spectrum",
     "examples",

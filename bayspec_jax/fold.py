@@ -136,8 +136,8 @@ def group_factors(setup: FoldSetup, data_params: DataParams = None) -> GroupFact
                for label in ("ra", "dec"))
     unit = setup.group_unit
     return GroupFactors(
-        ts=setup.ts if sf is None else setup.src_efficiency[unit] * sf[unit],
-        tb=setup.tb if bf is None else setup.bkg_efficiency[unit] * bf[unit],
+        ts=setup.ts if sf is None else setup.group_src_efficiency * sf[unit],
+        tb=setup.tb if bf is None else setup.group_bkg_efficiency * bf[unit],
         rf=setup.group_rf if rf is None else rf[unit], ra=ra, dec=dec)
 
 

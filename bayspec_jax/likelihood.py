@@ -70,6 +70,11 @@ def _per_bin(setup: FoldSetup, counts: GroupedCounts, rate: Array,
                          has_background=has_background)
 
 
+def _weighted(loglike: Array, weight: Array) -> Array:
+    """``weight * loglike``, with a weight of 0 giving 0 (a unit left out), not ``0 * -inf``."""
+    return jnp.where(weight > 0, weight * loglike, 0.0)
+
+
 def stack_pointwise(model: Model, params: Any, setup: FoldSetup, counts: GroupedCounts,
                     data_params: DataParams = None):
     """``(loglike, sign, ctsrate)`` per group of one setup, each ``(group,)``.
@@ -124,8 +129,8 @@ def loglike(model: Model, params: Any, setup: Any, counts: Any = None,
         finite = jnp.isfinite(rate)
         loglike_groups, _ = _per_bin(one_setup, one_counts, jnp.where(finite, rate, 0.0),
                                      factors)
-        total = total + jnp.sum(jnp.where(finite, one_setup.group_weight * loglike_groups,
-                                          -jnp.inf))
+        total = total + jnp.sum(jnp.where(finite, _weighted(loglike_groups,
+                                                            one_setup.group_weight), -jnp.inf))
     return total
 
 
@@ -170,7 +175,7 @@ def unit_rates(model: Model, params: Any, data: Data, data_params: DataParams = 
 def pointwise_loglike(model: Model, params: Any, data: Data,
                       data_params: DataParams = None) -> list[Array]:
     """Weighted log-likelihood of each group, one array per unit (as bayspec's Pair)."""
-    return _per_unit(data, model, params, data_params, lambda ll, s, r, w: ll * w)
+    return _per_unit(data, model, params, data_params, lambda ll, s, r, w: _weighted(ll, w))
 
 
 def pseudo_residual(model: Model, params: Any, data: Data,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -15,9 +16,36 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 
-@dataclasses.dataclass(frozen=True)
+def _plain_number(x):
+    """`x` as a Python number: an integer stays an ``int`` (``2``, not ``2.0``), anything else
+    becomes a ``float`` (numpy and JAX scalars included)."""
+    if isinstance(x, bool):
+        raise TypeError(f"a prior's arguments are numbers, got {x!r}")
+    if isinstance(x, numbers.Integral):
+        return int(x)
+    return float(x)
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
 class Prior:
-    """Base of the priors: a named distribution with `log_prob` and a `support`."""
+    """Base of the priors: a named distribution with `log_prob` and a `support`.
+
+    The arguments are kept as given (an integer stays an integer), and `repr` is the call that
+    makes the prior, as written: ``unif(0.5, 2)``. Saves store the arguments, so the text
+    survives a round trip.
+    """
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            object.__setattr__(self, field.name, _plain_number(getattr(self, field.name)))
+
+    @property
+    def arguments(self) -> tuple:
+        """The arguments, in the order of the constructor: ``unif(0.5, 2).arguments == (0.5, 2)``."""
+        return tuple(getattr(self, field.name) for field in dataclasses.fields(self))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(repr(a) for a in self.arguments)})"
 
     def log_prob(self, x: ArrayLike) -> Float[Array, "..."]:
         raise NotImplementedError
@@ -31,7 +59,7 @@ class Prior:
         raise NotImplementedError
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class unif(Prior):  # noqa: N801 - the original's name
     """Uniform on ``[low, high]``."""
 
@@ -39,6 +67,7 @@ class unif(Prior):  # noqa: N801 - the original's name
     high: float
 
     def __post_init__(self):
+        super().__post_init__()
         if not (math.isfinite(self.low) and math.isfinite(self.high) and self.low < self.high):
             raise ValueError(f"unif needs finite low < high, got ({self.low}, {self.high})")
 
@@ -56,7 +85,7 @@ class unif(Prior):  # noqa: N801 - the original's name
         return (self.low + half, self.high - half)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class logunif(Prior):  # noqa: N801 - the original's name
     """Log-uniform (density proportional to 1/x) on ``[low, high]``, ``0 < low < high``."""
 
@@ -64,6 +93,7 @@ class logunif(Prior):  # noqa: N801 - the original's name
     high: float
 
     def __post_init__(self):
+        super().__post_init__()
         if not (0 < self.low < self.high < math.inf):
             raise ValueError(f"logunif needs 0 < low < high < inf, got ({self.low}, {self.high})")
 
@@ -84,7 +114,7 @@ class logunif(Prior):  # noqa: N801 - the original's name
                 self.high * math.exp(-0.5 * (1 - mass) * ratio))
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class norm(Prior):  # noqa: N801 - the original's name
     """Normal with mean `loc` and standard deviation `scale`."""
 
@@ -92,6 +122,7 @@ class norm(Prior):  # noqa: N801 - the original's name
     scale: float
 
     def __post_init__(self):
+        super().__post_init__()
         if not (math.isfinite(self.loc) and self.scale > 0 and math.isfinite(self.scale)):
             raise ValueError(f"norm needs a finite loc and scale > 0, got ({self.loc}, {self.scale})")
 

@@ -324,7 +324,8 @@ def _fake_unit(unit: DataUnit, src_counts: np.ndarray, bkg_counts: np.ndarray,
     grouping = np.asarray(src.grouping) if regroup else np.asarray(unit.grouping)
     source = Source(src_counts, np.sqrt(src_counts), src.exposure, quality=src.quality,
                     grouping=grouping, backscale=src.backscale, factor=src.factor,
-                    channels=src.channels, name=f"fakeit {src.name}", poisson=True)
+                    channels=src.channels, name=f"fakeit {src.name}", poisson=True,
+                    areascale=src.areascale)
     background = None
     if unit.bkg_given:
         bkg = unit.bkg
@@ -334,7 +335,8 @@ def _fake_unit(unit: DataUnit, src_counts: np.ndarray, bkg_counts: np.ndarray,
         background = Background(bkg_counts, errors, bkg.exposure, quality=bkg.quality,
                                 grouping=bkg.grouping, backscale=bkg.backscale,
                                 factor=bkg.factor, channels=bkg.channels,
-                                name=f"fakeit {bkg.name}", poisson=not gaussian)
+                                name=f"fakeit {bkg.name}", poisson=not gaussian,
+                                areascale=bkg.areascale)
     changes = dict(src=source, bkg=background)
     if not regroup:
         changes["grpg"] = None
@@ -362,7 +364,7 @@ def _spectrum_record(spectrum: Any, unit: DataUnit, hduclas2: str, keywords: dic
     pha = spectrum.to_pha()
     return PHA(counts=pha.counts, exposure=pha.exposure, stat_err=pha.stat_err,
                quality=pha.quality, grouping=pha.grouping, backscale=pha.backscale,
-               channels=pha.channels, poisserr=pha.poisserr,
+               areascale=pha.areascale, channels=pha.channels, poisserr=pha.poisserr,
                ebounds=np.asarray(unit.rsp.chbin, dtype=np.float64),
                keywords=dict(keywords, HDUCLAS2=hduclas2, CREATOR=CREATOR))
 

@@ -10,12 +10,15 @@ of bayspec 0.4.5 (XSPEC's PGSTAT and W-statistic).
 All functions are pure `jax.numpy`, broadcast over any leading axes, and are safe under
 `jit`, `vmap` and `grad`: values and gradients stay finite at zero counts, zero background,
 zero background error and zero model (every branch is evaluated on safe inputs and selected
-with `jnp.where`). The derivatives of `pstat`, `wstat` and `pgstat` with respect to ``m``,
-``ts`` and ``tb`` are written out (for the profiled statistics, the partial derivatives of the
-joint likelihood at the profiled background: the envelope theorem) rather than traced through
-the profile's solution, which makes `jax.grad` of a likelihood several times cheaper; where the
-counts themselves are differentiated, or in the rare irregular bins, JAX's automatic derivative
-is used.
+with `jnp.where`). At extreme models the contract is: a value is finite or ``-inf``, never NaN;
+where it is finite its partial derivatives are finite (capped far beyond any ordinary fit's, see
+`_bounded_partial`, so that the chain rule through a vanishing model cannot form ``inf * 0``);
+where it is ``-inf`` they are finite or 0. The derivatives of `pstat`, `wstat`, `pgstat` and
+`gstat` with respect to ``m``, ``ts`` and ``tb`` are written out (for the profiled statistics,
+the partial derivatives of the joint likelihood at the profiled background: the envelope
+theorem) rather than traced through the profile's solution, which makes `jax.grad` of a
+likelihood several times cheaper; where the counts themselves are differentiated, or in the rare
+irregular bins, JAX's automatic derivative is used.
 """
 
 from __future__ import annotations
@@ -113,6 +116,14 @@ def _wstat_parts(S, B, m, ts, tb, sigma_S, sigma_B):
     upper = bb >= 0
     b_upper = jnp.where(denominator == 0, 0.0, -2.0 * cc / _safe(denominator != 0, denominator))
     b = jnp.where(upper, b_upper, -(bb - dd) / (2.0 * aa))
+    # A huge model (bb beyond sqrt(finfo.max) / 16, where bb^2 overflows): the same upper root
+    # written with bb factored out of the square root, 2 B (m / bb) / (1 + sqrt(1 + 4 aa B m /
+    # bb^2)), so that the value stays finite (a huge negative number, not -inf).
+    huge = bb > 2.0 ** (jnp.finfo(bb.dtype).maxexp // 2 - 4)
+    bb_h, m_h, b_h = _safe(huge, bb), _safe(huge, m, 0.0), _safe(huge, B, 0.0)
+    ratio = m_h / bb_h
+    b = jnp.where(huge, 2.0 * b_h * ratio / (1.0 + jnp.sqrt(1.0 + 4.0 * aa * (b_h / bb_h) * ratio)),
+                  b)
     mu_s, mu_b = ts * (b + m), tb * b
     loglike = poisson_loglike(S, mu_s) + poisson_loglike(B, mu_b)
     # The profile's partial derivatives are those of the joint likelihood at the profiled
@@ -124,19 +135,23 @@ def _wstat_parts(S, B, m, ts, tb, sigma_S, sigma_B):
     return loglike, ts * slope_s, (b + m) * slope_s, b * slope_b, irregular
 
 
-def _pgstat_branches(S, m, sigma) -> tuple[Array, Array, Array]:
-    """PGSTAT's bins by branch: ``(zero, positive, general)`` (see `pgstat`)."""
+def _pgstat_branches(S, B, m, sigma) -> tuple[Array, Array, Array, Array]:
+    """PGSTAT's bins by branch: ``(zero, positive, no_background, general)`` (see `pgstat`)."""
     ok = (sigma > 0) & (m >= 0)
     zero = ok & (S == 0)
     positive = ok & (S > 0)
-    return zero, positive, ~(zero | positive)
+    # No background (B = 0 with zero error: a unit without a background file, or an empty
+    # background group): XSPEC's quadratic has the root b = 0, so the value is Cash's; solving
+    # it would square the model rate, which underflows (and NaNs the derivative) below ~1e-154.
+    no_background = (sigma == 0) & (B == 0) & (m >= 0) & (S >= 0)
+    return zero, positive, no_background, ~(zero | positive | no_background)
 
 
 def _pgstat_parts(S, B, m, ts, tb, sigma_S, sigma_B):
     """``(loglike, d/dm, d/dts, d/dtb, irregular)`` of `pgstat`'s first two branches, as bayspec
     (the bins of the third, `irregular`, hold finite placeholders)."""
     sigma = sigma_B
-    zero, positive, general = _pgstat_branches(S, m, sigma)
+    zero, positive, no_background, general = _pgstat_branches(S, B, m, sigma)
     ratio = ts / tb
 
     # S == 0: the profile is closed-form (the background at its bound mu = 0, or inside).
@@ -173,10 +188,22 @@ def _pgstat_parts(S, B, m, ts, tb, sigma_S, sigma_B):
     slope = s_p / mu_s - 1.0
     positive_partials = (ts * slope, (s_p - mu_s) / ts, -slope * (mu_s - ts * m_p) / tb)
 
-    # The general branch (rare: zero background error, negative model or negative counts) is
-    # left to `_pgstat_general_parts`, run only when some bin needs it.
-    loglike = jnp.where(zero, loglike_zero, poisson_loglike(s_p, mu_s) - 0.5 * z_p * z_p)
-    partials = [jnp.where(zero, z, p) for z, p in zip(zero_partials, positive_partials)]
+    # No background: Cash's statistic on the source counts (the profiled background is 0, and
+    # its derivative with respect to tb, -B / tb^2, is 0 too). One Poisson term serves both this
+    # branch and the positive one.
+    s_n, m_n = _safe(no_background, S, 0.0), _safe(no_background, m, 0.0)
+    mean_n = ts * m_n
+    slope_n = jnp.where(mean_n > 0, s_n / _safe(mean_n > 0, mean_n), 0.0) - 1.0
+    no_background_partials = (ts * slope_n, m_n * slope_n, jnp.zeros_like(slope_n))
+
+    # The general branch (rare: zero background error with a background, negative model or
+    # negative counts) is left to `_pgstat_general_parts`, run only when some bin needs it.
+    poisson = poisson_loglike(jnp.where(no_background, s_n, s_p),
+                              jnp.where(no_background, mean_n, mu_s))
+    loglike = jnp.where(zero, loglike_zero,
+                        poisson - jnp.where(no_background, 0.0, 0.5 * z_p * z_p))
+    partials = [jnp.where(zero, z, jnp.where(no_background, n, p))
+                for z, n, p in zip(zero_partials, no_background_partials, positive_partials)]
     return loglike, *partials, general
 
 
@@ -184,8 +211,30 @@ def _pgstat_general_parts(S, B, m, ts, tb, sigma_S, sigma_B):
     """``(loglike, d/dm, d/dts, d/dtb)`` of `pgstat` in the bins of its general branch
     (elsewhere: finite, meaningless values)."""
     counts, mean, gaussian, partials = _pgstat_general(S, B, m, ts, tb, sigma_B,
-                                                       _pgstat_branches(S, m, sigma_B)[2])
+                                                       _pgstat_branches(S, B, m, sigma_B)[3])
     return poisson_loglike(counts, mean) + gaussian, *partials
+
+
+_PARTIAL_LIMIT = 2.0**-32
+"""The largest partial derivative, as a fraction of ``finfo.max`` (~4e298 in float64, ~8e28 in
+float32); see `_bounded_partial`."""
+
+
+def _bounded_partial(partial: Array, value: Array) -> Array:
+    """A partial derivative that cannot turn a gradient into ``inf`` or NaN.
+
+    A model rate that underflows towards 0 in a bin with counts has ``d/dm = S / m`` near or
+    beyond the float range; the chain rule then sums it through the response (overflowing to
+    ``inf``) and multiplies it by the model's vanishing derivative (``exp`` of a large negative
+    number, exactly 0 in some photon bins): ``inf * 0 = NaN``. Where the value is finite, the
+    partial is therefore capped at ``_PARTIAL_LIMIT * finfo.max``, which leaves ``2^32`` of
+    headroom for those sums; the cap keeps the sign, and changes nothing but such extreme
+    partials (an ordinary fit's are many orders of magnitude below it). Where the value is
+    ``-inf`` a non-finite partial is 0: the point is rejected anyway.
+    """
+    limit = _PARTIAL_LIMIT * float(jnp.finfo(partial.dtype).max)
+    return jnp.where(jnp.isfinite(value), jnp.clip(partial, -limit, limit),
+                     jnp.where(jnp.isfinite(partial), partial, 0.0))
 
 
 def _complete_value(parts: Callable, irregular_parts: Callable | None = None) -> Callable:
@@ -205,7 +254,8 @@ def _complete_value(parts: Callable, irregular_parts: Callable | None = None) ->
 def _with_profile_partials(parts: Callable, irregular_parts: Callable | None = None) -> Callable:
     """``loglike(S, B, m, ts, tb, sigma_S, sigma_B)`` with a JVP from the analytic partials.
 
-    `parts` returns ``(loglike, d/dm, d/dts, d/dtb, irregular)``: the tangent is
+    `parts` returns ``(loglike, d/dm, d/dts, d/dtb, irregular)`` (`irregular` `None` where
+    the partials hold in every bin): the tangent is
     ``d/dm dm + d/dts dts + d/dtb dtb``, a few elementwise products (autodiff of the profiled
     solutions costs many more kernels). In `irregular` bins the value and the partials are
     `irregular_parts`'s ``(loglike, d/dm, d/dts, d/dtb)`` when given, else `parts`' value and
@@ -238,8 +288,10 @@ def _with_profile_partials(parts: Callable, irregular_parts: Callable | None = N
             return (jnp.where(irregular, fixed, value),
                     [jnp.where(irregular, e, p) for e, p in zip(exact, partials)])
 
-        value, partials = jax.lax.cond(jnp.any(irregular), with_irregular,
-                                       lambda: (value, partials))
+        if irregular is not None:
+            value, partials = jax.lax.cond(jnp.any(irregular), with_irregular,
+                                           lambda: (value, partials))
+        partials = [_bounded_partial(partial, value) for partial in partials]
         tangent = jnp.zeros_like(value)
         for partial, t in zip(partials, tangents[2:5]):
             if not isinstance(t, SymbolicZero):
@@ -334,17 +386,50 @@ def pgstat(S, B, m, ts, tb, sigma_S, sigma_B) -> Result:
             _sign(S / ts - B / tb - m))
 
 
+def _gstat_net(S, B, m, ts, tb):
+    """``(delta, scale, has_tb, safe tb)``: the net counts minus the model's, ``S - B ts / tb -
+    m ts`` (the background unscaled where ``tb = 0``, as bayspec)."""
+    has_tb = tb != 0
+    tb_safe = _safe(has_tb, tb)
+    scale = jnp.where(has_tb, ts / tb_safe, 1.0)
+    return S - B * scale - m * ts, scale, has_tb, tb_safe
+
+
+def _gstat_parts(S, B, m, ts, tb, sigma_S, sigma_B):
+    """``(loglike, d/dm, d/dts, d/dtb, None)`` of `gstat`: its partials are exact everywhere
+    (no irregular bins)."""
+    delta, scale, has_tb, tb_safe = _gstat_net(S, B, m, ts, tb)
+    variance = sigma_S**2 + (sigma_B * scale) ** 2
+    has_error = variance > 0
+    error = jnp.sqrt(_safe(has_error, variance))
+    z = delta / error
+    exact = jnp.where(delta == 0, 0.0, -jnp.inf)
+    # z^2 overflows beyond sqrt(finfo.max) (a huge model): the value is -inf there, with zero
+    # partials (not -z dz, which overflows to -inf or meets a zero as NaN).
+    limit = math.sqrt(float(jnp.finfo(z.dtype).max))
+    regular = has_error & (jnp.abs(z) < limit)
+    z = _safe(regular, z, 0.0)
+    loglike = jnp.where(regular, -0.5 * z * z, jnp.where(has_error, -jnp.inf, exact))
+    # d(-z^2 / 2) = -z d(delta) / error + z^2 d(variance) / (2 variance), written with the
+    # background's share of the error (|u| <= |z|, v = u / ts) so that no intermediate
+    # overflows where the result does not (autodiff forms delta / error^3).
+    u = jnp.where(has_tb, z * sigma_B * scale / error, 0.0)
+    v = jnp.where(has_tb, z * sigma_B / (tb_safe * error), 0.0)
+    background_rate = jnp.where(has_tb, B / tb_safe, 0.0)
+    d_m = z * ts / error
+    d_ts = z * (background_rate + m) / error + u * v
+    d_tb = jnp.where(has_tb, -z * background_rate * scale / error - u * u / tb_safe, 0.0)
+    return loglike, d_m, d_ts, d_tb, None
+
+
+_gstat_loglike = jax.jit(_with_profile_partials(_gstat_parts))
+
+
 def gstat(S, B, m, ts, tb, sigma_S, sigma_B) -> Result:
     """Gaussian (chi-square) likelihood of the net counts, errors added in quadrature."""
-    has_tb = tb != 0
-    scale = jnp.where(has_tb, ts / _safe(has_tb, tb), 1.0)
-    net = S - B * scale
-    variance = sigma_S**2 + (sigma_B * scale) ** 2
-    delta = net - m * ts
-    has_error = variance > 0
-    z = delta / jnp.sqrt(_safe(has_error, variance))
-    exact = jnp.where(delta == 0, 0.0, -jnp.inf)
-    return jnp.where(has_error, -0.5 * z * z, exact), _sign(delta)
+    S, B, m, ts, tb, sigma_S, sigma_B = _floats(S, B, m, ts, tb, sigma_S, sigma_B)
+    return (_gstat_loglike(S, B, m, ts, tb, sigma_S, sigma_B),
+            _sign(_gstat_net(S, B, m, ts, tb)[0]))
 
 
 chi2 = gstat

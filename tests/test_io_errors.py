@@ -627,7 +627,10 @@ def test_huge_systematic_errors_do_not_overflow_silently(data_dir):
     expect_ogip(lambda: read_pha(io.BytesIO(data)), file=BYTESIO, extension="SPECTRUM",
                 column="SYS_ERR")
     big = replace_card(raw(data_dir, ME_SRC), "SPECTRUM", "SYS_ERR", "1E200")
-    pha = read_pha(io.BytesIO(big))  # squares overflow, the quadrature sum does not
+    expect_ogip(lambda: read_pha(io.BytesIO(big)), file=BYTESIO, extension="SPECTRUM",
+                column="SYS_ERR", mentions=("arithmetic",))  # beyond io.limits.MAX_SYS_ERR
+    large = replace_card(raw(data_dir, ME_SRC), "SPECTRUM", "SYS_ERR", "50")
+    pha = read_pha(io.BytesIO(large))  # 5000 %: accepted, and the errors stay finite
     assert np.all(np.isfinite(pha.errors))
 
 
@@ -1168,17 +1171,23 @@ def test_missing_row_or_extver_is_an_ogip_error(data_dir):
         Response.from_rsp2(str(data_dir / "ME/me.rsp2"))
 
 
-def test_mixed_precision_energy_columns_stay_finite(data_dir, tmp_path):
-    """ENERG_LO single precision, ENERG_HI double with a value beyond float32: keep float64."""
-    with fits.open(data_dir / "XRAY-sherpa-3c273/3c273.rmf") as hdul:
-        matrix = hdul["MATRIX"]
-        hi = np.array(matrix.data["ENERG_HI"], dtype=np.float64)
-        hi[0] = 1e300
-        cols = [fits.Column(name="ENERG_HI", format="D", array=hi) if c.name == "ENERG_HI"
-                else copy_column(matrix, c.name) for c in matrix.columns]
-        table = fits.BinTableHDU.from_columns(cols, header=matrix.header, name="MATRIX")
-        fits.HDUList([fits.PrimaryHDU(), table, hdul["EBOUNDS"].copy()]).writeto(
-            tmp_path / "mixed.rmf")
-    response = Redistribution.from_rmf(str(tmp_path / "mixed.rmf"))
+def test_mixed_precision_energy_columns_stay_float64(data_dir, tmp_path):
+    """ENERG_LO single precision, ENERG_HI double: keep float64. An ENERG_HI beyond float32
+    (1e300 keV) is beyond any instrument and the arithmetic of a fit: an error."""
+    def mixed(path, last_hi):
+        with fits.open(data_dir / "XRAY-sherpa-3c273/3c273.rmf") as hdul:
+            matrix = hdul["MATRIX"]
+            hi = np.array(matrix.data["ENERG_HI"], dtype=np.float64)
+            hi[-1] = last_hi
+            cols = [fits.Column(name="ENERG_HI", format="D", array=hi) if c.name == "ENERG_HI"
+                    else copy_column(matrix, c.name) for c in matrix.columns]
+            table = fits.BinTableHDU.from_columns(cols, header=matrix.header, name="MATRIX")
+            fits.HDUList([fits.PrimaryHDU(), table, hdul["EBOUNDS"].copy()]).writeto(path)
+        return str(path)
+
+    response = Redistribution.from_rmf(mixed(tmp_path / "mixed.rmf", 11.0 + 1e-9))
     assert response.phbin.dtype == np.float64
     assert np.all(np.isfinite(np.asarray(response.phbin)))
+    path = mixed(tmp_path / "huge.rmf", 1e300)
+    expect_ogip(lambda: Redistribution.from_rmf(path), file=path, extension="MATRIX",
+                column="ENERG_LO/ENERG_HI", mentions=("ENERG_HI", "above"))

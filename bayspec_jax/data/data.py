@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import os
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
@@ -16,6 +15,7 @@ import numpy as np
 from .._table import Table
 from .stack import (FoldSetup, GroupedCounts, Stack, build_setup, group_unit_counts,
                     grouped_counts, plan_stacks)
+from .storage import load_data_index, save_data_index, unit_folder
 from .unit import DataUnit
 
 UNIT_VIEWS = tuple(sorted(
@@ -379,19 +379,16 @@ class Data(eqx.Module):
 
         `Data.load(savepath)` rebuilds an identical `Data`.
         """
-        os.makedirs(savepath, exist_ok=True)
-        info = self.info.columns
-        with open(os.path.join(savepath, "data.json"), "w") as f:
-            json.dump({"names": list(self.names), "info": info}, f, indent=1)
+        save_data_index(list(self.names), self.info.columns, savepath)
         for i, unit in enumerate(self.units):
-            unit.save(os.path.join(savepath, f"unit{i:04d}"))
+            unit.save(unit_folder(savepath, i))
 
     @classmethod
     def load(cls, savepath: str | os.PathLike) -> Data:
-        """Rebuild a `Data` written by `save`."""
-        with open(os.path.join(savepath, "data.json")) as f:
-            names = json.load(f)["names"]
-        return cls([(name, DataUnit.load(os.path.join(savepath, f"unit{i:04d}")))
+        """Rebuild a `Data` written by `save`; a missing, damaged or newer save is a
+        `SaveError` naming the file."""
+        names = load_data_index(savepath)
+        return cls([(name, DataUnit.load(unit_folder(savepath, i)))
                     for i, name in enumerate(names)])
 
 

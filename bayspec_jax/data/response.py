@@ -16,6 +16,7 @@ from ..io import ARF, RMF, OGIPError, read_arf, read_rmf, split_source
 from ..io.response import check_response_shapes
 from ..params import Par, unif
 from ._convert import bins_array, float_array, int_array, source_name
+from ._shared import IdentitySet, WeakCache, content_key, is_concrete, precision_key
 
 _ARF_LOADERS = "an ARF is loaded with from_arf, from_arf2 or from_plain"
 _COMPOSE = "compose with `rmf * arf` or Response.from_rmf_arf"
@@ -133,6 +134,18 @@ class Response(AbstractResponse):
     - `factor`: a multiplicative `Par` (frozen at 1).
     - `channels`: channel numbers ``(nchan,)``; default ``1..nchan``.
     - `name`, `file`: labels.
+    - `area`: an effective area per photon bin ``(nphot,)`` [cm^2], or `None`. When it is
+        given, the DRM is ``drm * area[:, None]``, formed only when it is asked for. This is
+        how ``rmf * arf`` is stored.
+
+    **Storage.** `matrix` holds the `drm` argument. With JAX in float64, a matrix is stored in
+    float32 when every value survives a round trip through float32; otherwise it is stored
+    in JAX's precision. Most FITS matrices are written in float32 (``E``). float32 to float64
+    is exact, so the `drm` property returns exactly the values bayspec computes with. The arrays are not
+    copied when they are already jax arrays: jax arrays are immutable, so the loaders hand
+    the same arrays to every response read from the same file, and ``rmf * arf`` keeps the
+    RMF's matrix and the ARF's areas. One copy of a matrix therefore serves every unit that
+    uses it. Arrays passed in as numpy are copied, so later edits to them change nothing.
 
     `chbin` and `phbin` keep the precision the file stored them in (float32 for FITS ``E``
     columns, as bayspec computes with them); `drm` follows JAX's precision.
@@ -140,7 +153,8 @@ class Response(AbstractResponse):
 
     chbin: Float[Array, "chan 2"]
     phbin: Float[Array, "phot 2"]
-    drm: Float[Array, "phot chan"]
+    matrix: Float[Array, "phot chan"]
+    area: Float[Array, " phot"] | None
     ra: Par
     dec: Par
     factor: Par
@@ -151,23 +165,48 @@ class Response(AbstractResponse):
 
     def __init__(self, chbin, phbin, drm, ra: Par | None = None, dec: Par | None = None,
                  factor: Par | None = None, channels=None, name: str | None = None,
-                 file: str | None = None):
-        chbin_dtype, phbin_dtype = _bins_dtype(chbin), _bins_dtype(phbin)
-        chbin_np = np.array(chbin, dtype=np.float64)
-        phbin_np = np.array(phbin, dtype=np.float64)
-        drm_np = np.array(drm, dtype=np.float64)
-        channels_np = check_response_shapes(phbin_np, chbin_np, drm_np, channels)
-        if not np.all(np.isfinite(drm_np)):
+                 file: str | None = None, area=None):
+        if area is not None and isinstance(self, Redistribution):
+            raise ValueError("a Redistribution has no effective area: compose it with an "
+                             "Auxiliary (`rmf * arf`), which gives a Response")
+        chbin_kept, phbin_kept = _kept_float(chbin), _kept_float(phbin)
+        chbin_np = _host(chbin_kept, chbin)
+        phbin_np = _host(phbin_kept, phbin)
+        matrix_kept = _kept_float(drm)
+        # A kept jax matrix is read back to the host only if it was never checked (on a GPU
+        # that is a transfer); its shape is checked without reading it.
+        drm_np = None if matrix_kept is not None else np.array(drm, dtype=np.float64)
+        channels_np = check_response_shapes(phbin_np, chbin_np,
+                                            matrix_kept if drm_np is None else drm_np, channels)
+        if drm_np is None and matrix_kept not in _VALIDATED:
+            drm_np = np.asarray(matrix_kept)
+        if drm_np is not None and not np.all(np.isfinite(drm_np)):
             raise ValueError("drm must be finite")
-        self.chbin = bins_array(chbin_np, chbin_dtype)
-        self.phbin = bins_array(phbin_np, phbin_dtype)
-        self.drm = float_array(drm_np)
+        self.chbin = chbin_kept if chbin_kept is not None else bins_array(
+            chbin_np, _bins_dtype(chbin))
+        self.phbin = phbin_kept if phbin_kept is not None else bins_array(
+            phbin_np, _bins_dtype(phbin))
+        self.matrix = matrix_kept if matrix_kept is not None else _stored_matrix(drm_np)
+        _VALIDATED.add(self.matrix)
+        self.area = None if area is None else _area_array(area, phbin_np.shape[0])
         self.ra = _par(0.0, "right ascension [deg]") if ra is None else ra
         self.dec = _par(0.0, "declination [deg]") if dec is None else dec
         self.factor = _par(1.0, "multiplicative factor") if factor is None else factor
-        self.channels = int_array(channels_np)
+        kept_channels = _kept_ints(channels)
+        self.channels = kept_channels if kept_channels is not None else int_array(channels_np)
         self.name = name if name is not None else type(self).__name__.lower()
         self.file = file
+
+    @property
+    def drm(self) -> Float[Array, "phot chan"]:
+        """The DRM ``(phot, chan)`` in JAX's precision: `matrix`, times `area` per photon bin
+        when there is one.
+
+        The product (and the upcast of a float32 `matrix`) is formed when it is asked for. It
+        is not stored, but while anything holds the result, every response with the same
+        `matrix` and `area` returns that same array.
+        """
+        return _derived_drm(self.matrix, self.area)
 
     def drm_at(self, ra: Float[ArrayLike, ""], dec: Float[ArrayLike, ""]
                ) -> Float[Array, "phot chan"]:
@@ -192,8 +231,9 @@ class Response(AbstractResponse):
                 f"{cls.__name__}: the EXTVER of the matrix is needed: pass ii= or 'path:ii'",
                 file=label,
             )
-        record = read_rmf((target, extver) if extver is not None else target)
-        return cls.from_record(record, name=source_name(label, extver))
+        chbin, phbin, matrix, channels = _read_matrix(target, extver)
+        return cls(chbin, phbin, matrix, channels=channels, name=source_name(label, extver),
+                   file=_reader_label(target))
 
     @classmethod
     def from_rsp(cls, rsp_file: Any) -> "Response":
@@ -212,16 +252,19 @@ class Response(AbstractResponse):
 
     @classmethod
     def from_rmf_arf(cls, rmf: "Redistribution", arf: "Auxiliary") -> "Response":
-        """The full response ``rmf.drm * arf.srp[:, None]``; the energy grids must agree."""
+        """The full response ``rmf.drm * arf.srp[:, None]``; the energy grids must agree.
+
+        The product is not formed here: the new response keeps the RMF's `matrix` and the
+        ARF's `srp` (as its `area`), and `drm` multiplies them when it is asked for.
+        """
         if not isinstance(rmf, Redistribution) or not isinstance(arf, Auxiliary):
             raise ValueError(
                 "from_rmf_arf needs a Redistribution and an Auxiliary, got "
                 f"{type(rmf).__name__} and {type(arf).__name__}"
             )
         check_energy_grids(rmf, arf)
-        drm = np.asarray(rmf.drm, dtype=np.float64) * np.asarray(arf.srp, dtype=np.float64)[:, None]
-        return Response(rmf.chbin, rmf.phbin, drm, channels=rmf.channels,
-                        name=f"{rmf.name}*{arf.name}", file=rmf.file)
+        return Response(rmf.chbin, rmf.phbin, rmf.matrix, channels=rmf.channels,
+                        name=f"{rmf.name}*{arf.name}", file=rmf.file, area=arf.srp)
 
 class Redistribution(Response):
     """A redistribution matrix (RMF: probabilities, no area); ``rmf * arf`` is a `Response`."""
@@ -311,17 +354,13 @@ class Auxiliary(eqx.Module):
     file: str | None = eqx.field(static=True)
 
     def __init__(self, phbin, srp, name: str | None = None, file: str | None = None):
-        phbin_dtype = _bins_dtype(phbin)
-        phbin_np = np.array(phbin, dtype=np.float64)
-        srp_np = np.array(srp, dtype=np.float64)
+        phbin_kept = _kept_float(phbin)
+        phbin_np = _host(phbin_kept, phbin)
         if phbin_np.ndim != 2 or phbin_np.shape[1] != 2:
             raise ValueError(f"phbin must have shape (nphot, 2), got {phbin_np.shape}")
-        if srp_np.shape != (phbin_np.shape[0],):
-            raise ValueError(f"srp must have shape ({phbin_np.shape[0]},), got {srp_np.shape}")
-        if not np.all(np.isfinite(srp_np)):
-            raise ValueError("srp must be finite")
-        self.phbin = bins_array(phbin_np, phbin_dtype)
-        self.srp = float_array(srp_np)
+        self.phbin = phbin_kept if phbin_kept is not None else bins_array(
+            phbin_np, _bins_dtype(phbin))
+        self.srp = _area_array(srp, phbin_np.shape[0], "srp")
         self.name = name if name is not None else "auxiliary"
         self.file = file
 
@@ -338,8 +377,8 @@ class Auxiliary(eqx.Module):
         if need_extver and extver is None:
             raise OGIPError("Auxiliary: the EXTVER of the ARF is needed: pass ii= or 'path:ii'",
                             file=label)
-        record = read_arf((target, extver) if extver is not None else target)
-        return cls.from_record(record, name=source_name(label, extver))
+        phbin, srp = _read_arf(target, extver)
+        return cls(phbin, srp, name=source_name(label, extver), file=_reader_label(target))
 
     @classmethod
     def from_arf(cls, arf_file: Any) -> "Auxiliary":
@@ -384,6 +423,162 @@ class Auxiliary(eqx.Module):
 
     def _repr_html_(self) -> str:
         return f"<details open><summary><b>Auxiliary</b></summary>{self.info.html}</details>"
+
+
+# -- storage and sharing ------------------------------------------------------------------------
+
+_VALIDATED = IdentitySet()
+"""Jax arrays already checked finite (matrices and areas), so a shared one is checked once."""
+
+_FILES = WeakCache()
+"""Arrays read from response files, keyed by the file's content: ``("matrix" | "arf",
+content_key, extver, precision)``. Each entry holds the matrix (or ARF areas) weakly, so it
+lasts while a container holds that array. The small energy and channel arrays are held with
+it."""
+
+_DERIVED = WeakCache()
+"""Arrays derived from a `matrix` and an `area`: the DRM in JAX's precision, and the grouped
+DRM columns of a channel grouping. An entry lasts while something holds the derived array."""
+
+
+def _reader_label(target: Any) -> str:
+    """The file label that the io readers give `target`: its path, or ``"<bytes>"``."""
+    return split_source(target)[2]
+
+
+def _kept(value: Any, dtypes: tuple) -> Any:
+    """`value` itself when it is a concrete jax array of one of `dtypes` (immutable, so it can
+    be kept as it is), else `None`."""
+    if is_concrete(value) and value.dtype in dtypes:
+        return value
+    return None
+
+
+def _kept_float(value: Any) -> Any:
+    """A float32 or default-precision jax array, kept (energy bins keep float32 as the file
+    stored them; a float32 matrix is stored as it is)."""
+    return _kept(value, (np.dtype(np.float32), np.dtype(jnp.result_type(float))))
+
+
+def _kept_ints(value: Any) -> Any:
+    return _kept(value, (np.dtype(jnp.result_type(int)),))
+
+
+def _host(kept: Any, value: Any) -> np.ndarray:
+    """A numpy array to validate: a (read-only) view of `kept`, else a float64 copy of
+    `value` (a copy, so that later changes to the caller's array do not reach us)."""
+    return np.asarray(kept) if kept is not None else np.array(value, dtype=np.float64)
+
+
+def _stored_matrix(drm: np.ndarray) -> Array:
+    """A float64 host matrix as it is stored. It is float32 when JAX runs in float64 and every
+    value round-trips through float32 exactly (the upcast in `Response.drm` then gives the
+    same numbers back); otherwise it is in JAX's precision."""
+    if jnp.result_type(float) == jnp.float64:
+        single = drm.astype(np.float32)
+        if np.array_equal(single.astype(np.float64), drm):
+            return jnp.asarray(single)
+    return float_array(drm)
+
+
+def _area_array(area: Any, nphot: int, label: str = "area") -> Array:
+    """An effective area per photon bin ``(nphot,)``, finite; kept as it is when it is a jax
+    array (immutable), else copied into JAX's precision."""
+    kept = _kept_float(area)
+    area_np = None if kept is not None else np.array(area, dtype=np.float64)
+    shape = np.shape(kept if area_np is None else area_np)
+    if shape != (nphot,):
+        raise ValueError(f"{label} must have shape ({nphot},), got {shape}")
+    if area_np is None and kept not in _VALIDATED:
+        area_np = np.asarray(kept)
+    if area_np is not None and not np.all(np.isfinite(area_np)):
+        raise ValueError(f"{label} must be finite")
+    stored = kept if kept is not None else float_array(area_np)
+    _VALIDATED.add(stored)
+    return stored
+
+
+def _derived_drm(matrix: Array, area: Array | None) -> Array:
+    """``matrix * area[:, None]`` in JAX's precision (`matrix` alone when `area` is `None`).
+    For concrete arrays, the result is shared while it is held (`_DERIVED`)."""
+    dtype = jnp.result_type(float)
+    if area is None and matrix.dtype == dtype:
+        return matrix
+
+    def make() -> Array:
+        full = matrix.astype(dtype)
+        return full if area is None else full * area.astype(dtype)[:, None]
+
+    if not (is_concrete(matrix) and (area is None or is_concrete(area))):
+        return make()  # traced: nothing to share
+    key = ("drm", id(matrix), None if area is None else id(area), np.dtype(dtype).name)
+    return _DERIVED.get_or_make(key, make, sources=(matrix, area))
+
+
+def grouped_drm(response: AbstractResponse, group_ids: Any, n_groups: int
+                ) -> Float[Array, "phot group"]:
+    """The DRM's channel columns summed per group ``(nphot, n_groups)``, in JAX's precision.
+
+    **Arguments:** `response`; `group_ids` ``(chan,)``: each channel's group, ``n_groups`` for
+    channels left out; `n_groups`.
+
+    The sums are taken in float64 on the host, channel after channel. For a constant
+    `Response` the result is shared: responses with the same `matrix` and `area`, grouped
+    the same way, get the same array while anything holds it. A response that depends on
+    the sky position is grouped at its current `ra`, `dec` and not shared.
+    """
+    ids = np.asarray(group_ids, dtype=np.int64)
+
+    def make() -> Array:
+        return float_array(_sum_columns(np.asarray(response.drm, dtype=np.float64), ids,
+                                        n_groups))
+
+    if not (isinstance(response, Response) and is_concrete(response.matrix)
+            and (response.area is None or is_concrete(response.area))):
+        return make()
+    area = response.area
+    key = ("grouped", id(response.matrix), None if area is None else id(area), ids.tobytes(),
+           int(n_groups), precision_key())
+    return _DERIVED.get_or_make(key, make, sources=(response.matrix, area))
+
+
+def _sum_columns(drm: np.ndarray, ids: np.ndarray, n_groups: int) -> np.ndarray:
+    """Sum `drm`'s channel columns per group id, in channel order; the discard segment
+    (id `n_groups`) is dropped."""
+    grouped = np.zeros((drm.shape[0], n_groups + 1))
+    np.add.at(grouped.T, ids, drm.T)
+    return grouped[:, :n_groups]
+
+
+def _read_matrix(target: Any, extver: int | None) -> tuple[Array, Array, Array, Array]:
+    """``(chbin, phbin, matrix, channels)`` of a response file's matrix (`read_rmf`), as the
+    containers store them. A file whose content was read before, and whose matrix is still
+    held somewhere, gives the same arrays again without being parsed."""
+    content = content_key(target)
+    key = None if content is None else ("matrix", content, extver, precision_key())
+    hit = None if key is None else _FILES.get(key)
+    if hit is not None:
+        matrix, (chbin, phbin, channels) = hit
+        return chbin, phbin, matrix, channels
+    record = read_rmf((target, extver) if extver is not None else target)
+    built = Response.from_record(record)
+    if key is not None:
+        _FILES.put(key, built.matrix, (built.chbin, built.phbin, built.channels))
+    return built.chbin, built.phbin, built.matrix, built.channels
+
+
+def _read_arf(target: Any, extver: int | None) -> tuple[Array, Array]:
+    """``(phbin, srp)`` of an ARF file (`read_arf`), shared as `_read_matrix` shares them."""
+    content = content_key(target)
+    key = None if content is None else ("arf", content, extver, precision_key())
+    hit = None if key is None else _FILES.get(key)
+    if hit is not None:
+        srp, phbin = hit
+        return phbin, srp
+    built = Auxiliary.from_record(read_arf((target, extver) if extver is not None else target))
+    if key is not None:
+        _FILES.put(key, built.srp, built.phbin)
+    return built.phbin, built.srp
 
 
 def _bins_dtype(values: Any) -> str:

@@ -29,6 +29,9 @@ class Spectrum(eqx.Module):
     - `quality`: OGIP QUALITY per channel (0 good); default all good.
     - `grouping`: OGIP GROUPING per channel (1 start, -1 continue, 0 none); default all 1.
     - `backscale`: BACKSCAL, a scalar or ``(nchan,)``; default 1.
+    - `areascale`: AREASCAL, a scalar or ``(nchan,)``; default 1. It scales the effective
+        area: the model counts are ``exposure * areascale * rate`` (see
+        `DataUnit.host_efficiency`).
     - `factor`: a multiplicative `Par` (frozen at 1 by default).
     - `channels`: channel numbers ``(nchan,)``; default ``1..nchan``.
     - `name`: a label for tables and messages.
@@ -46,6 +49,7 @@ class Spectrum(eqx.Module):
     quality: Int[Array, " chan"]
     grouping: Int[Array, " chan"]
     backscale: Float[Array, "*chan"]
+    areascale: Float[Array, "*chan"]
     factor: Par
     channels: Int[Array, " chan"]
     name: str = eqx.field(static=True)
@@ -65,6 +69,7 @@ class Spectrum(eqx.Module):
         name: str | None = None,
         poisson: bool = False,
         file: str | None = None,
+        areascale=1.0,
     ):
         counts_np = np.array(counts, dtype=np.float64)
         n = counts_np.size
@@ -74,6 +79,7 @@ class Spectrum(eqx.Module):
         self.quality = int_array(_flags(quality, 0, n, "quality"))
         self.grouping = int_array(_flags(grouping, 1, n, "grouping"))
         self.backscale = float_array(np.array(backscale, dtype=np.float64))
+        self.areascale = float_array(np.array(areascale, dtype=np.float64))
         self.factor = _unit_factor() if factor is None else factor
         self.channels = int_array(np.arange(1, n + 1) if channels is None else np.array(channels))
         self.name = name if name is not None else type(self).__name__.lower()
@@ -97,19 +103,37 @@ class Spectrum(eqx.Module):
                 raise ValueError(f"{name} must have shape ({n},), got {shape}")
         if not np.all(np.isin(np.asarray(self.grouping), (-1, 0, 1))):
             raise ValueError("grouping flags must be 1 (start), -1 (continue) or 0 (none)")
-        backscale = np.asarray(self.backscale)
-        if backscale.ndim not in (0, 1) or (backscale.ndim == 1 and backscale.shape != (n,)):
-            raise ValueError(f"backscale must be a scalar or have shape ({n},), got "
-                             f"{backscale.shape}")
-        if not np.all(np.isfinite(backscale)) or np.any(backscale <= 0):
-            raise ValueError("backscale must be finite and > 0")
+        for name, keyword in (("backscale", "BACKSCAL"), ("areascale", "AREASCAL")):
+            scale = np.asarray(getattr(self, name))
+            if scale.ndim not in (0, 1) or (scale.ndim == 1 and scale.shape != (n,)):
+                raise ValueError(f"{name} must be a scalar or have shape ({n},), got "
+                                 f"{scale.shape}")
+            bad = ~np.isfinite(scale) | (scale <= 0)
+            if np.any(bad):
+                raise self.content_error(f"{name} must be finite and > 0", keyword,
+                                         np.broadcast_to(bad, (n,)))
         good = np.asarray(self.quality) == 0
         if not np.all(np.isfinite(counts[good])):
-            raise ValueError("counts must be finite in good-quality channels (quality == 0)")
-        if not np.all(np.isfinite(errors[good])) or np.any(errors[good] < 0):
-            raise ValueError("errors must be finite and >= 0 in good-quality channels")
+            raise self.content_error("counts must be finite in good-quality channels "
+                                     "(quality == 0)", "COUNTS", good & ~np.isfinite(counts))
+        bad_errors = good & (~np.isfinite(errors) | (errors < 0))
+        if np.any(bad_errors):
+            raise self.content_error("errors must be finite and >= 0 in good-quality channels",
+                                     "STAT_ERR", bad_errors)
         if not isinstance(self.factor, Par):
             raise ValueError(f"factor must be a bayspec_jax.Par, got {type(self.factor).__name__}")
+
+    def content_error(self, message: str, column: str, channels: np.ndarray) -> ValueError:
+        """The error for bad values of `column` in the channels of the mask `channels`: an
+        `OGIPError` naming the file when the spectrum was read from one, else a `ValueError`
+        naming the spectrum; both name the first channel numbers."""
+        numbers = np.asarray(self.channels)[np.flatnonzero(channels)]
+        where = (f" (channel{'s' if numbers.size > 1 else ''} {numbers[:10].tolist()}"
+                 f"{'...' if numbers.size > 10 else ''})")
+        if self.file is not None:
+            return OGIPError(f"{type(self).__name__} {self.name}: {message}{where}",
+                             file=self.file, column=column)
+        return ValueError(f"{type(self).__name__} {self.name}: {message}{where}")
 
     # -- loaders ---------------------------------------------------------------------------
 
@@ -120,7 +144,7 @@ class Spectrum(eqx.Module):
             counts=pha.counts, errors=pha.errors, exposure=pha.exposure, quality=pha.quality,
             grouping=pha.grouping, backscale=pha.backscale, channels=pha.channels,
             name=name if name is not None else source_name(pha.file, pha.row),
-            poisson=pha.poisson_errors, file=pha.file,
+            poisson=pha.poisson_errors, file=pha.file, areascale=pha.areascale,
         )
 
     @classmethod
@@ -141,7 +165,7 @@ class Spectrum(eqx.Module):
             stat_err=None if self.poisson else np.asarray(self.errors),
             quality=np.asarray(self.quality), grouping=np.asarray(self.grouping),
             backscale=np.asarray(self.backscale), channels=np.asarray(self.channels),
-            poisserr=self.poisson,
+            poisserr=self.poisson, areascale=np.asarray(self.areascale),
         )
 
     # -- views -----------------------------------------------------------------------------

@@ -171,14 +171,16 @@ class FoldSetup(eqx.Module):
     photon grids end to end (the model runs once per setup): `join_grids`'s layout when `joined`,
     else `ngrid` points per bin (`DataUnit.egrid`'s); `blocks` (`FoldBlock`s, `BandedBlock`s and
     `DynamicBlock`s); per group (``(group,)``, unit after unit in setup order): `group_unit` (the
-    group's unit, an index into the setup's units), `ts` and `tb` (source and background
-    efficiencies times the units' `sf` and `bf`), `group_rf` and `group_weight`; per unit
-    (``(unit,)``): `src_efficiency`, `bkg_efficiency`, `weight`, and the data-layer parameters'
-    values `sf`, `bf`, `rf`, `ra`, `dec`; `channel_group` ``(channel,)``: each channel's group on
-    the flat axis (units' channels end to end), the total number of groups for channels left
-    out (`group_counts`); static: `stat`, `ngrid`, `joined` (whether every grid's bins share their
-    edges), `positions` (each unit's index in its `Data`), `n_groups` and `n_channels` (per
-    unit) and `has_background` (whether each unit has a background file).
+    group's unit, an index into the setup's units), `group_src_efficiency` and
+    `group_bkg_efficiency` (`DataUnit.view_efficiency`: per channel with a BACKSCAL or AREASCAL
+    column, taken at each group's first channel), `ts` and `tb` (those times the units' `sf`
+    and `bf`), `group_rf` and `group_weight`; per unit (``(unit,)``): `weight`, and the
+    data-layer parameters' values `sf`, `bf`, `rf`, `ra`, `dec`; `channel_group`
+    ``(channel,)``: each channel's group on the flat axis (units' channels end to end), the total
+    number of groups for channels left out (`group_counts`); static: `stat`, `ngrid`, `joined`
+    (whether every grid's bins share their edges), `positions` (each unit's index in its
+    `Data`), `n_groups` and `n_channels` (per unit) and `has_background` (whether each unit has
+    a background file).
     """
 
     energies: Float[Array, " point"]
@@ -188,8 +190,8 @@ class FoldSetup(eqx.Module):
     tb: Float[Array, " group"]
     group_rf: Float[Array, " group"]
     group_weight: Float[Array, " group"]
-    src_efficiency: Float[Array, " unit"]
-    bkg_efficiency: Float[Array, " unit"]
+    group_src_efficiency: Float[Array, " group"]
+    group_bkg_efficiency: Float[Array, " group"]
     weight: Float[Array, " unit"]
     sf: Float[Array, " unit"]
     bf: Float[Array, " unit"]
@@ -246,16 +248,6 @@ class Stack(eqx.Module):
             if hasattr(part, name):
                 return getattr(part, name)
         raise AttributeError(f"'Stack' object has no attribute {name!r}")
-
-
-def _scalar(value, what: str, unit_name: str) -> float:
-    array = np.asarray(value, dtype=np.float64)
-    if array.ndim and not np.allclose(array, array.flat[0], rtol=0, atol=0):
-        raise NotImplementedError(
-            f"unit {unit_name}: {what} varies per channel (BACKSCAL column); stacked likelihoods "
-            "need one value per unit"
-        )
-    return float(array.flat[0]) if array.ndim else float(array)
 
 
 @dataclass(frozen=True)
@@ -496,21 +488,21 @@ def build_setup(units: Sequence, positions: Sequence[int], view: str = "group") 
     def per_group(values):
         return np.concatenate([np.broadcast_to(v, (n,)) for n, v in zip(n_groups, values)])
 
-    src_eff = np.array([_scalar(u.host_efficiency("src"), "src efficiency", u.name)
-                        for u in ordered])
-    bkg_eff = np.array([_scalar(u.host_efficiency("bkg"), "bkg efficiency", u.name)
-                        for u in ordered])
     values = {label: np.array([u.params[label].host_value for u in ordered])
               for label in ("sf", "bf", "rf", "ra", "dec")}
+    # Per group of `view`: a per-channel efficiency (BACKSCAL or AREASCAL column) flows
+    # through the same arrays as a scalar one.
+    src_eff, bkg_eff = (np.concatenate([np.asarray(u.view_efficiency(part, view), np.float64)
+                                        for u in ordered]) for part in ("src", "bkg"))
     weight = np.array([float(u.weight) for u in ordered])
     return FoldSetup(
         energies=float_array(join_grids(grids, ngrid) if joined else np.concatenate(grids)),
         blocks=tuple(blocks),
         group_unit=int_array(per_group(range(len(ordered)))),
-        ts=float_array(per_group(src_eff * values["sf"])),
-        tb=float_array(per_group(bkg_eff * values["bf"])),
+        ts=float_array(src_eff * per_group(values["sf"])),
+        tb=float_array(bkg_eff * per_group(values["bf"])),
         group_rf=float_array(per_group(values["rf"])), group_weight=float_array(per_group(weight)),
-        src_efficiency=float_array(src_eff), bkg_efficiency=float_array(bkg_eff),
+        group_src_efficiency=float_array(src_eff), group_bkg_efficiency=float_array(bkg_eff),
         weight=float_array(weight), **{k: float_array(v) for k, v in values.items()},
         channel_group=int_array(_channel_groups(ordered_hosts)),
         stat=chosen[0].stat, ngrid=ngrid, joined=joined,

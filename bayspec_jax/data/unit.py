@@ -25,14 +25,15 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
 from .._table import Table
+from ..io import OGIPError
 from ..params import Par
 from ..significance import pgsig_inv, ppsig_inv
 from ..stats import STATISTICS, statistic
-from ._convert import float_array, int_array
+from ._convert import int_array
 from .binning import (Groups, group_sum, normalize_windows, notice_mask, photon_grid,
                       resolve_groups)
 from .grouping import GROUPING_KEYS, build_grouping, channel_fwhm
-from .response import AbstractResponse, Auxiliary, Redistribution, Response
+from .response import AbstractResponse, Auxiliary, Redistribution, Response, grouped_drm
 from .spectrum import Background, Source
 from .storage import load_unit, save_unit
 
@@ -70,9 +71,8 @@ def _count_view_doc(part: str, quantity: str, rebinned: bool, error: bool) -> st
     elif quantity == "counts":
         how = "its channels' errors in quadrature" if error else "the sum of its channels' counts"
     elif quantity == "ctsrate":
-        how = f"{name(part, 'counts')} over `corr_{part}_efficiency`"
-        if part == "bkg":
-            how += " (with per-channel BACKSCAL, that of each group's first channel)"
+        how = (f"{name(part, 'counts')} over `corr_{part}_efficiency` (per channel, with a "
+               "BACKSCAL or AREASCAL column: that of each group's first channel)")
     else:
         how = f"{name(part, 'ctsrate')} over `rsp_{'re_' if rebinned else ''}chbin_width`"
     return f"{head} per {grid}: {how}."
@@ -204,6 +204,10 @@ class DataUnit(eqx.Module):
                 f"unit {label}: the response has {response.n_channels} channels but the "
                 f"source has {source.n_channels}"
             )
+        if background is not None:
+            _check_channel_numbers(label, source, background, "background")
+        if response is not None:
+            _check_channel_numbers(label, source, response, "response")
         self.src = source
         self.bkg = background if background is not None else _zero_background(source)
         self.rmf, self.arf, self.rsp = redistribution, auxiliary, response
@@ -216,6 +220,7 @@ class DataUnit(eqx.Module):
         self.name = label
         self.bkg_given = background is not None
         self.rsp_composed = composed
+        self._check_efficiencies(label)
         if response is None:
             warnings.warn(f"unit {label}: no response (rsp, or rmf and arf); the unit is "
                           "incomplete", stacklevel=2)
@@ -226,7 +231,7 @@ class DataUnit(eqx.Module):
             self.grouping_slice_items = self.rebining_slice_items = ()
             return
         groups, rebins, qualifying, noticing = self._resolve(label)
-        drm = np.asarray(response.drm, dtype=np.float64)
+        self._check_used_values(label, groups, rebins)
         self.qualifying = jnp.asarray(qualifying)
         self.noticing = jnp.asarray(noticing)
         self.grouping = int_array(groups.flags)
@@ -234,28 +239,93 @@ class DataUnit(eqx.Module):
         self.group_ids = int_array(groups.ids)
         self.rebin_ids = int_array(rebins.ids)
         self.n_groups, self.n_rebins = groups.n_groups, rebins.n_groups
-        self.rsp_drm = float_array(_grouped_columns(drm, groups))
-        self.rsp_re_drm = float_array(_grouped_columns(drm, rebins))
+        # Shared with every unit of the same response grouped the same way (one copy).
+        self.rsp_drm = grouped_drm(response, groups.ids, groups.n_groups)
+        self.rsp_re_drm = grouped_drm(response, rebins.ids, rebins.n_groups)
         self.grouping_slice_items = tuple(map(tuple, groups.slices.tolist()))
         self.rebining_slice_items = tuple(map(tuple, rebins.slices.tolist()))
+        self._check_effective_area(label)
         self._check_gaussian_errors(label)
 
     def _resolve(self, label: str) -> tuple[Groups, Groups, np.ndarray, np.ndarray]:
-        qualifying = np.asarray(self.src.quality) == 0
+        # A channel is used only when both spectra call it good (as XSPEC and Sherpa do); the
+        # zero background copies the source's QUALITY.
+        qualifying = (np.asarray(self.src.quality) == 0) & (np.asarray(self.bkg.quality) == 0)
         noticing = notice_mask(np.asarray(self.rsp.chbin), self.notc, where=f"unit {label}")
         valid = qualifying & noticing
         if not valid.any():
+            windows = [list(w) for w in self.notc] if self.notc else None
             raise ValueError(
-                f"unit {label}: no channel is both of good quality and noticed "
-                f"(notc={[list(w) for w in self.notc] if self.notc else None}); check the "
-                "windows against the response's channel energies"
+                f"unit {label}: no channel is both of good quality (in the source and the "
+                f"background) and noticed (notc={windows}); check the windows against the "
+                "response's channel energies"
             )
         flags = np.asarray(self.src.grouping)
         if self.grpg_items is not None:
             flags = self._build_flags(dict(self.grpg_items), valid)
         rebin_flags = flags if self.rebn_items is None else self._build_flags(
             dict(self.rebn_items), valid)
-        return resolve_groups(flags, valid), resolve_groups(rebin_flags, valid), qualifying, noticing
+        groups = resolve_groups(flags, valid)
+        if groups.n_groups == 0:
+            raise self._no_group_error(label, flags, valid)
+        return groups, resolve_groups(rebin_flags, valid), qualifying, noticing
+
+    def _no_group_error(self, label: str, flags: np.ndarray, valid: np.ndarray) -> ValueError:
+        """Why the unit has no group to fit: the file's GROUPING starts none, or none lies
+        wholly inside the good, noticed channels."""
+        if self.grpg_items is not None:
+            return ValueError(
+                f"unit {label}: grpg={self.grpg} makes no group inside the good-quality, "
+                "noticed channels; lower the thresholds or widen notc")
+        if not np.any(flags == 1):
+            message = ("GROUPING starts no group (no channel has 1; its values are all -1 or 0), "
+                       "so no channel can be fitted; regroup here with grpg={...}")
+        else:
+            message = ("no group of GROUPING lies wholly inside the good-quality, noticed "
+                       f"channels (notc={[list(w) for w in self.notc] if self.notc else None}); "
+                       "widen notc or regroup here with grpg={...}")
+        return _file_error(f"unit {label}: {message}", self.src.file, "GROUPING")
+
+    def _check_used_values(self, label: str, groups: Groups, rebins: Groups) -> None:
+        """Every value that enters a group (of the fit or of the rebinning grid) is finite."""
+        used = (groups.ids < groups.n_groups) | (rebins.ids < rebins.n_groups)
+        parts = [("source", self.src)] + ([("background", self.bkg)] if self.bkg_given else [])
+        for part, spectrum in parts:
+            for values, column in ((spectrum.counts, "COUNTS"), (spectrum.errors, "STAT_ERR")):
+                bad = used & ~np.isfinite(np.asarray(values))
+                if bad.any():
+                    raise spectrum.content_error(
+                        f"unit {label}: non-finite {column} of the {part} in a channel that "
+                        "enters the fit (good quality in both spectra and noticed)", column, bad)
+
+    def _check_efficiencies(self, label: str) -> None:
+        """Exposures times AREASCAL (and BACKSCAL ratio) are finite and > 0, and so is alpha:
+        no overflow or underflow in their products."""
+        with np.errstate(all="ignore"):
+            values = {"src": self.host_efficiency("src"), "bkg": self.host_efficiency("bkg")}
+            values["alpha"] = values["src"] / values["bkg"]
+        for what, value in values.items():
+            value = np.asarray(value, dtype=np.float64)
+            if not np.all(np.isfinite(value) & (value > 0)):
+                files = [f for f in (self.src.file, self.bkg.file if self.bkg_given else None) if f]
+                raise ValueError(
+                    f"unit {label}: the {_EFFICIENCY_NAMES[what]} is not a finite number > 0 "
+                    f"(got {value.ravel()[:4].tolist()}): EXPOSURE x AREASCAL and the BACKSCAL "
+                    f"ratio overflow or underflow; check those keywords{' in ' if files else ''}"
+                    f"{', '.join(files)}")
+
+    def _check_effective_area(self, label: str) -> None:
+        """A constant response has some effective area in the fitted channels."""
+        if not self.rsp.constant or np.any(np.asarray(self.rsp_drm) != 0):
+            return
+        chbin = self._chbin(False)
+        band = ([list(w) for w in self.notc] if self.notc is not None
+                else [float(chbin[0, 0]), float(chbin[-1, 1])])
+        arf = f" (ARF {self.arf.file or self.arf.name})" if self.rsp_composed else ""
+        raise _file_error(
+            f"unit {label}: the response {self.rsp.name}{arf} has no effective area in the "
+            f"noticed band {band} keV: every matrix element of the fitted channels is 0",
+            self.rsp.file, "MATRIX")
 
     def _build_flags(self, settings: dict, valid: np.ndarray) -> np.ndarray:
         zeroed = lambda x: np.where(valid, np.asarray(x, dtype=np.float64), 0.0)  # noqa: E731
@@ -382,24 +452,48 @@ class DataUnit(eqx.Module):
     # -- efficiencies -------------------------------------------------------------------------
 
     def host_efficiency(self, part: str, corrected: bool = False) -> np.ndarray:
-        """Source (`part` ``"src"``) exposure, or background (``"bkg"``) exposure scaled by
-        BACKSCAL (scalar or per channel), times the part's factor (``sf``, ``bf``) when
-        `corrected`; numpy, on the host."""
+        """The efficiency of `part` (scalar, or per channel with a BACKSCAL or AREASCAL
+        column), times its factor (``sf``, ``bf``) when `corrected`; numpy, on the host.
+
+        - source: ``t_s = EXPOSURE_s * AREASCAL_s``;
+        - background: ``t_b = EXPOSURE_b * AREASCAL_b * BACKSCAL_b / BACKSCAL_s``.
+
+        The model counts are ``t_s`` times the folded rate and the background is scaled into
+        the source region by ``alpha = t_s / t_b = (EXPOSURE_s AREASCAL_s BACKSCAL_s) /
+        (EXPOSURE_b AREASCAL_b BACKSCAL_b)``: AREASCAL scales the effective area (OGIP/92-007),
+        as XSPEC and Sherpa apply it (Sherpa: the folded model times AREASCAL, and the
+        background scale the product of the exposure, BACKSCAL and AREASCAL ratios). With
+        AREASCAL = 1 these are bayspec's efficiencies.
+        """
         spectrum = self.src if part == "src" else self.bkg
-        efficiency = np.asarray(spectrum.exposure)
+        efficiency = np.asarray(spectrum.exposure) * np.asarray(spectrum.areascale)
         if part == "bkg":
             efficiency = (efficiency * np.asarray(self.bkg.backscale)
                           / np.asarray(self.src.backscale))
         return efficiency * spectrum.factor.host_value if corrected else efficiency
 
+    def view_efficiency(self, part: str, view: str = "group", corrected: bool = False
+                        ) -> np.ndarray:
+        """`host_efficiency` per group of `view` (``"group"``: the fit's groups, ``"rebin"``,
+        ``"channel"``), ``(n,)``: a per-channel efficiency (BACKSCAL or AREASCAL column) is
+        taken at each group's first channel, as the count-rate views take it; the fold setups
+        (`Data.setup`) use these."""
+        efficiency = self.host_efficiency(part, corrected)
+        if view == "channel":
+            return np.array(np.broadcast_to(efficiency, (self.src.n_channels,)))
+        slices = self.grouping_slice if view == "group" else self.rebining_slice
+        if efficiency.ndim == 0:
+            return np.full(slices.shape[0], efficiency)
+        return efficiency[slices[:, 0]]
+
     @property
-    def src_efficiency(self) -> Float[Array, ""]:
-        """Source exposure [s]."""
-        return self.src.exposure
+    def src_efficiency(self) -> Float[Array, "*chan"]:
+        """Source exposure [s] times its AREASCAL."""
+        return jnp.asarray(self.host_efficiency("src"))
 
     @property
     def bkg_efficiency(self) -> Float[Array, "*chan"]:
-        """Background exposure [s] times its BACKSCAL over the source's."""
+        """Background exposure [s] times its AREASCAL, times its BACKSCAL over the source's."""
         return jnp.asarray(self.host_efficiency("bkg"))
 
     @property
@@ -408,7 +502,7 @@ class DataUnit(eqx.Module):
         return jnp.asarray(self.host_efficiency("src") / self.host_efficiency("bkg"))
 
     @property
-    def corr_src_efficiency(self) -> Float[Array, ""]:
+    def corr_src_efficiency(self) -> Float[Array, "*chan"]:
         """`src_efficiency` times the source factor ``sf``."""
         return jnp.asarray(self.host_efficiency("src", corrected=True))
 
@@ -444,13 +538,12 @@ class DataUnit(eqx.Module):
         return np.sqrt(total) if squared else total
 
     def _group_efficiency(self, part: str, rebinned: bool) -> np.ndarray:
-        """The corrected efficiency of `part` per group; with per-channel BACKSCAL the
-        background's is taken at each group's first channel (as bayspec)."""
+        """The corrected efficiency of `part` per group; a per-channel one (BACKSCAL or
+        AREASCAL column) is taken at each group's first channel (`view_efficiency`)."""
         efficiency = self.host_efficiency(part, corrected=True)
         if efficiency.ndim == 0:
             return efficiency
-        slices = self.rebining_slice if rebinned else self.grouping_slice
-        return efficiency[slices[:, 0]]
+        return self.view_efficiency(part, "rebin" if rebinned else "group", corrected=True)
 
     src_counts = _count_view("src", "counts")
     src_errors = _count_view("src", "counts", error=True)
@@ -595,7 +688,8 @@ class DataUnit(eqx.Module):
 
     def net_ctsrate_upperlimit(self, cl: float = 0.9) -> float:
         """`net_counts_upperlimit` over `corr_src_efficiency` [counts/s]."""
-        return self.net_counts_upperlimit(cl) / float(self.host_efficiency("src", corrected=True))
+        return self.net_counts_upperlimit(cl) / float(np.mean(self.host_efficiency(
+            "src", corrected=True)))
 
     def net_counts_significance_limit(self, sigma: float = 3) -> float:
         """Net counts needed for a detection at `sigma` over this unit's background.
@@ -624,7 +718,7 @@ class DataUnit(eqx.Module):
     def net_ctsrate_significance_limit(self, sigma: float = 3) -> float:
         """`net_counts_significance_limit` over `corr_src_efficiency` [counts/s]."""
         return (self.net_counts_significance_limit(sigma)
-                / float(self.host_efficiency("src", corrected=True)))
+                / float(np.mean(self.host_efficiency("src", corrected=True))))
 
     # -- parameters ----------------------------------------------------------------------------
 
@@ -691,8 +785,9 @@ class DataUnit(eqx.Module):
 
     @classmethod
     def load(cls, savepath: str | os.PathLike) -> DataUnit:
-        """Rebuild a unit written by `save`."""
-        return cls(**load_unit(savepath))
+        """Rebuild a unit written by `save`; a missing, damaged or newer save is a `SaveError`
+        naming the file."""
+        return load_unit(savepath, build=cls)
 
 
 def _show(value: Any) -> str:
@@ -706,14 +801,39 @@ def _zero_background(source: Source) -> Background:
     return Background(np.zeros(n), np.zeros(n), np.asarray(source.exposure),
                       quality=np.asarray(source.quality), grouping=np.asarray(source.grouping),
                       backscale=np.asarray(source.backscale), channels=np.asarray(source.channels),
-                      name="zero background")
+                      name="zero background", areascale=np.asarray(source.areascale))
 
 
-def _grouped_columns(drm: np.ndarray, groups: Groups) -> np.ndarray:
-    """Sum the DRM's channel columns of each group: ``(nphot, n_groups)``."""
-    grouped = np.zeros((drm.shape[0], groups.n_groups + 1))
-    np.add.at(grouped.T, groups.ids, drm.T)
-    return grouped[:, : groups.n_groups]
+_EFFICIENCY_NAMES = {"src": "source efficiency EXPOSURE x AREASCAL",
+                     "bkg": "background efficiency EXPOSURE x AREASCAL x BACKSCAL ratio",
+                     "alpha": "background scale alpha"}
+
+
+def _file_error(message: str, file: str | None, column: str) -> ValueError:
+    """An `OGIPError` naming `file` and `column` for file content, else a `ValueError`."""
+    if file is not None:
+        return OGIPError(message, file=file, column=column)
+    return ValueError(f"{message} ({column})")
+
+
+def _check_channel_numbers(label: str, source: Source, other: Any, what: str) -> None:
+    """The source's channels and those of its background or response pair by their offset
+    from each one's first channel (its TLMIN), as XSPEC pairs a spectrum with its response: a
+    spectrum numbered 0..N-1 goes with a response numbered 1..N (Fermi/GBM PHA and RSP files
+    do this). Numbers whose offsets differ (gaps, another order) cannot be paired: an error
+    names both."""
+    mine, theirs = np.asarray(source.channels), np.asarray(other.channels)
+    offsets, other_offsets = mine - mine[0], theirs - theirs[0]
+    if np.array_equal(offsets, other_offsets):
+        return
+    at = int(np.flatnonzero(offsets != other_offsets)[0])
+    other_file = getattr(other, "file", None)
+    raise _file_error(
+        f"unit {label}: the channel numbers of the source ({mine[0]}..{mine[-1]}) and of the "
+        f"{what} {other_file or other.name} ({theirs[0]}..{theirs[-1]}) do not line up: "
+        f"channels pair by their offset from each one's first channel, and at position {at} "
+        f"the source has channel {mine[at]} where the {what} has {theirs[at]}",
+        source.file or other_file, "CHANNEL")
 
 
 @jax.jit

@@ -25,6 +25,14 @@ from .fitsfile import (
     open_fits,
     split_source,
 )
+from .limits import (
+    MAX_BACKSCAL,
+    MAX_COUNTS,
+    MAX_EXPOSURE,
+    MAX_SYS_ERR,
+    MIN_BACKSCAL,
+    MIN_EXPOSURE,
+)
 
 _SPECTRUM = dict(names=("SPECTRUM",), hduclas={"HDUCLAS1": ("SPECTRUM",)})
 _EBOUNDS = dict(names=("EBOUNDS",), hduclas={"HDUCLAS2": ("EBOUNDS",)})
@@ -51,6 +59,7 @@ class PHA:
     - `grouping`: OGIP grouping flags (1 start, -1 continue, 0 none), ``(nchan,)``.
     - `exposure`: exposure time in seconds.
     - `backscale`: BACKSCAL, a float or a ``(nchan,)`` array.
+    - `areascale`: AREASCAL, a float or a ``(nchan,)`` array (default 1).
     - `channels`: channel numbers, ``(nchan,)``.
     - `poisserr`: the POISSERR keyword (`None` when absent).
     - `ebounds`: ``(nchan, 2)`` channel energy bounds when the file carries EBOUNDS, else `None`.
@@ -65,6 +74,7 @@ class PHA:
     quality: np.ndarray | None = None
     grouping: np.ndarray | None = None
     backscale: float | np.ndarray = 1.0
+    areascale: float | np.ndarray = 1.0
     channels: np.ndarray | None = None
     poisserr: bool | None = None
     ebounds: np.ndarray | None = None
@@ -92,6 +102,10 @@ class PHA:
             set_("backscale", float(self.backscale))
         else:
             set_("backscale", _per_channel(self.backscale, n, "backscale", np.float64))
+        if np.ndim(self.areascale) == 0:
+            set_("areascale", float(self.areascale))
+        else:
+            set_("areascale", _per_channel(self.areascale, n, "areascale", np.float64))
         channels = np.arange(1, n + 1) if self.channels is None else self.channels
         set_("channels", _per_channel(channels, n, "channels", np.int64))
         if self.ebounds is not None:
@@ -104,6 +118,12 @@ class PHA:
     @property
     def n_channels(self) -> int:
         return self.counts.size
+
+    @property
+    def first_channel(self) -> int:
+        """The number of the first channel (CHANNEL, else EBOUNDS CHANNEL, else TLMIN, else 1),
+        to check against the response's EBOUNDS channel numbers."""
+        return int(self.channels[0])
 
     @property
     def poisson_errors(self) -> bool:
@@ -176,13 +196,25 @@ def count_pha_rows(source: Any) -> int:
 
 
 def _counts_column(hdu: Any, label: str) -> str:
-    for name in ("COUNTS", "RATE"):
-        if has_column(hdu, name):
-            return name
-    raise OGIPError(
-        f"neither a COUNTS nor a RATE column (columns present: {hdu.columns.names})",
-        file=label, extension=hdu.name, column="COUNTS",
-    )
+    """COUNTS or RATE: the one HDUCLAS3 (COUNT / RATE) names, else the one present (COUNTS
+    first). HDUCLAS3 naming a column the table lacks, while it has the other, is an error."""
+    present = [name for name in ("COUNTS", "RATE") if has_column(hdu, name)]
+    if not present:
+        raise OGIPError(
+            f"neither a COUNTS nor a RATE column (columns present: {hdu.columns.names})",
+            file=label, extension=hdu.name, column="COUNTS",
+        )
+    kind = str(header_value(hdu, "HDUCLAS3", label, default="")).strip().upper()
+    wanted = {"COUNT": "COUNTS", "COUNTS": "COUNTS", "RATE": "RATE"}.get(kind)
+    if wanted is None:
+        return present[0]
+    if wanted not in present:
+        raise OGIPError(
+            f"HDUCLAS3 = {kind!r} says the spectrum is a {wanted} column, but the table has "
+            f"{present[0]} and no {wanted}: the header and the column contradict each other",
+            file=label, extension=hdu.name, column="HDUCLAS3",
+        )
+    return wanted
 
 
 def _is_type2(hdu: Any, counts_name: str, label: str) -> bool:
@@ -240,6 +272,7 @@ def _read_spectrum_hdu(hdu: Any, ebounds_hdu: Any, row: int | None, label: str) 
             f"EXPOSURE must be finite and > 0, got {exposure!r}", file=label, extension=ext,
             column="EXPOSURE",
         )
+    _check_within(exposure, MIN_EXPOSURE, MAX_EXPOSURE, label, ext, "EXPOSURE", " s")
 
     values = as_float_array(cell(counts_name), label, ext, counts_name)
     if values.ndim != 1:
@@ -250,9 +283,12 @@ def _read_spectrum_hdu(hdu: Any, ebounds_hdu: Any, row: int | None, label: str) 
         raise OGIPError("no channels (the spectrum is empty)", file=label, extension=ext,
                         column=counts_name)
     is_rate = counts_name == "RATE"
-    counts = values * exposure if is_rate else values
+    with np.errstate(over="ignore"):  # an overflow is a non-finite count, reported below
+        counts = values * exposure if is_rate else values
 
     quality = optional("QUALITY", as_int_array)
+    if quality is not None:  # a QUALITY keyword is a flag too: an integer
+        quality = as_int_array(quality, label, ext, "QUALITY")
     # A GROUPING keyword (rather than column) only says the file carries no grouping.
     grouping = as_int_array(cell("GROUPING"), label, ext, "GROUPING") if has_column(
         hdu, "GROUPING") else None
@@ -263,6 +299,13 @@ def _read_spectrum_hdu(hdu: Any, ebounds_hdu: Any, row: int | None, label: str) 
     if not np.all(np.isin(grouping, (-1, 0, 1))):
         raise OGIPError("GROUPING values must be 1, -1 or 0", file=label, extension=ext,
                         column="GROUPING")
+    if not np.any(grouping == 1):
+        raise OGIPError(
+            f"no group starts (no GROUPING value 1; values present: {np.unique(grouping).tolist()}"
+            "): every channel would be in no group. Grouping flags are 1 (start), -1 (continue), "
+            "0 (none); an ungrouped spectrum has no GROUPING column, or all 1",
+            file=label, extension=ext, column="GROUPING",
+        )
     good = quality == 0
 
     poisserr = header_flag(hdu, "POISSERR", label)
@@ -280,6 +323,8 @@ def _read_spectrum_hdu(hdu: Any, ebounds_hdu: Any, row: int | None, label: str) 
             f"{'...' if bad.size > 10 else ''}); mark them with QUALITY > 0",
             file=label, extension=ext, column=counts_name,
         )
+    _check_within(np.where(good, np.abs(counts), 0.0), 0.0, MAX_COUNTS, label, ext,
+                  counts_name, " counts", "|counts| in good-quality channels")
     if poisserr:
         stat_err = None
     elif stat_err is None:
@@ -297,6 +342,8 @@ def _read_spectrum_hdu(hdu: Any, ebounds_hdu: Any, row: int | None, label: str) 
         if not np.all(np.isfinite(err_good)) or np.any(err_good < 0):
             raise OGIPError("STAT_ERR must be finite and >= 0 in good-quality channels",
                             file=label, extension=ext, column="STAT_ERR")
+        _check_within(np.where(good, stat_err, 0.0), 0.0, MAX_COUNTS, label, ext, "STAT_ERR",
+                      " counts", "STAT_ERR in good-quality channels")
         if np.any((err_good == 0) & (counts_good != 0)):
             raise OGIPError(
                 "STAT_ERR is 0 in good-quality channels whose counts are not "
@@ -306,6 +353,9 @@ def _read_spectrum_hdu(hdu: Any, ebounds_hdu: Any, row: int | None, label: str) 
     if sys_err is not None and (not np.all(np.isfinite(sys_err[good])) or np.any(sys_err[good] < 0)):
         raise OGIPError("SYS_ERR must be finite and >= 0 in good-quality channels", file=label,
                         extension=ext, column="SYS_ERR")
+    if sys_err is not None:
+        _check_within(np.where(good, sys_err, 0.0), 0.0, MAX_SYS_ERR, label, ext, "SYS_ERR",
+                      " (a fraction)", "SYS_ERR in good-quality channels")
 
     if has_column(hdu, "BACKSCAL"):
         backscale = as_float_array(cell("BACKSCAL"), label, ext, "BACKSCAL")
@@ -316,12 +366,28 @@ def _read_spectrum_hdu(hdu: Any, ebounds_hdu: Any, row: int | None, label: str) 
     if not np.all(np.isfinite(backscale)) or np.any(np.asarray(backscale) <= 0):
         raise OGIPError(f"BACKSCAL must be finite and > 0, got {backscale!r}", file=label,
                         extension=ext, column="BACKSCAL")
+    _check_within(backscale, MIN_BACKSCAL, MAX_BACKSCAL, label, ext, "BACKSCAL")
+    # AREASCAL (OGIP/92-007): keyword or per-channel column, default 1, checked as BACKSCAL.
+    if has_column(hdu, "AREASCAL"):
+        areascale = as_float_array(cell("AREASCAL"), label, ext, "AREASCAL")
+        areascale = float(areascale) if areascale.ndim == 0 else _broadcast(
+            areascale, n, label, ext, "AREASCAL")
+    else:
+        areascale = header_number(hdu, "AREASCAL", label, default=1.0)
+    if not np.all(np.isfinite(areascale)) or np.any(np.asarray(areascale) <= 0):
+        raise OGIPError(f"AREASCAL must be finite and > 0, got {areascale!r}", file=label,
+                        extension=ext, column="AREASCAL")
+    _check_within(areascale, MIN_BACKSCAL, MAX_BACKSCAL, label, ext, "AREASCAL")  # as BACKSCAL
 
     ebounds, ebounds_channels = _read_ebounds(ebounds_hdu, label) if ebounds_hdu is not None \
         else (None, None)
+    order = None
     if has_column(hdu, "CHANNEL"):
         channels = _broadcast(as_int_array(cell("CHANNEL"), label, ext, "CHANNEL"), n, label, ext,
                               "CHANNEL")
+        order = _channel_order(channels, label, ext, "CHANNEL")
+        if order is not None:  # rows out of channel order: sorted below, every column alike
+            channels = channels[order]
         if ebounds_channels is not None and (
             ebounds_channels.size != n or np.any(ebounds_channels != channels)
         ):
@@ -333,6 +399,10 @@ def _read_spectrum_hdu(hdu: Any, ebounds_hdu: Any, row: int | None, label: str) 
             )
     elif ebounds_channels is not None and ebounds_channels.size == n:
         channels = ebounds_channels
+        if _channel_order(channels, label, ebounds_hdu.name, "CHANNEL") is not None:
+            raise OGIPError("the EBOUNDS CHANNEL numbers, which number the SPECTRUM rows (it has "
+                            "no CHANNEL column), are not in increasing order", file=label,
+                            extension=ebounds_hdu.name, column="CHANNEL")
     else:
         first = column_tlmin(hdu, "CHANNEL", label)
         first = header_integer(hdu, "TLMIN1", label, default=1) if first is None else first
@@ -348,14 +418,63 @@ def _read_spectrum_hdu(hdu: Any, ebounds_hdu: Any, row: int | None, label: str) 
             keywords[key] = header_value(hdu, key, label)
     pha = PHA(
         counts=counts, exposure=exposure, stat_err=stat_err, sys_err=sys_err, quality=quality,
-        grouping=grouping, backscale=backscale, channels=channels, poisserr=poisserr,
+        grouping=grouping, backscale=backscale, areascale=areascale, channels=channels,
+        poisserr=poisserr,
         ebounds=ebounds, keywords=keywords, file=label, row=row,
     )
     if not np.all(np.isfinite(pha.errors[good])):
         raise OGIPError("the total errors (STAT_ERR and SYS_ERR x counts in quadrature) overflow "
                         "in good-quality channels", file=label, extension=ext,
                         column="SYS_ERR" if sys_err is not None else "STAT_ERR")
-    return pha
+    return _in_channel_order(pha, order)
+
+
+def _check_within(values: Any, low: float, high: float, label: str, ext: str, name: str,
+                  unit: str = "", what: str | None = None) -> None:
+    """Every (finite) value in ``[low, high]`` (bounds of `limits`); else an `OGIPError`."""
+    values = np.atleast_1d(np.asarray(values, dtype=np.float64))
+    outside = (values < low) | (values > high)
+    if np.any(outside):
+        i = int(np.flatnonzero(outside)[0])
+        at = f" at channel index {i} ({int(np.sum(outside))} such)" if values.size > 1 else ""
+        raise OGIPError(
+            f"{what or name} must lie within [{low:g}, {high:g}]{unit}, got "
+            f"{values[i].item()!r}{at}: beyond any real data and what the arithmetic of a fit "
+            "can carry", file=label, extension=ext, column=name,
+        )
+
+
+def _channel_order(channels: np.ndarray, label: str, ext: str, name: str) -> np.ndarray | None:
+    """The permutation that sorts `channels` (`None` when they are in order). Duplicate channel
+    numbers, or gaps between them, are an error."""
+    order = np.argsort(channels, kind="stable")
+    ordered = channels[order]
+    steps = np.diff(ordered)
+    if np.any(steps == 0):
+        twice = np.unique(ordered[1:][steps == 0])
+        raise OGIPError(f"duplicate channel numbers {twice[:10].tolist()}: each channel must "
+                        "appear once", file=label, extension=ext, column=name)
+    if np.any(steps != 1):
+        i = int(np.flatnonzero(steps != 1)[0])
+        raise OGIPError(f"channel numbers have a gap ({ordered[i]} is followed by "
+                        f"{ordered[i + 1]}): expected every channel from {ordered[0]} to "
+                        f"{ordered[-1]}", file=label, extension=ext, column=name)
+    return None if np.all(order == np.arange(order.size)) else order
+
+
+def _in_channel_order(pha: PHA, order: np.ndarray | None) -> PHA:
+    """`pha` with every per-channel array (counts, errors, flags, per-channel scales...)
+    permuted by `order`; `channels` is already sorted. EBOUNDS rows keep their own order."""
+    if order is None:
+        return pha
+    n = pha.n_channels
+    permuted = {
+        field.name: getattr(pha, field.name)[order]
+        for field in dataclasses.fields(pha)
+        if field.name != "channels" and isinstance(getattr(pha, field.name), np.ndarray)
+        and getattr(pha, field.name).shape == (n,)
+    }
+    return dataclasses.replace(pha, **permuted)
 
 
 def _broadcast(values: np.ndarray, n: int, label: str, ext: str, name: str) -> np.ndarray:
@@ -426,6 +545,10 @@ def _spectrum_columns(rows: list[PHA], type2: bool) -> list[fits.Column]:
                                     array=np.array([r.backscale for r in rows])))
     elif np.ndim(rows[0].backscale):
         cols.append(fits.Column(name="BACKSCAL", format="D", array=rows[0].backscale))
+    if any(np.ndim(r.areascale) for r in rows) or len({float(np.mean(r.areascale))
+                                                          for r in rows}) > 1:
+        cols.append(fits.Column(name="AREASCAL", format=fmt("D"), array=stack(
+            [_per_channel(r.areascale, n, "areascale", np.float64) for r in rows])))
     return cols
 
 
@@ -458,7 +581,8 @@ def _spectrum_hdu(rows: list[PHA], type2: bool) -> fits.BinTableHDU:
         h["EXPOSURE"] = first.exposure
         if np.ndim(first.backscale) == 0:
             h["BACKSCAL"] = first.backscale
-    h.setdefault("AREASCAL", 1.0)
+    if "AREASCAL" not in per_row:
+        h["AREASCAL"] = float(first.areascale)
     h.setdefault("CORRSCAL", 1.0)
     for key in ("BACKFILE", "RESPFILE", "ANCRFILE", "CORRFILE"):
         h.setdefault(key, "none")

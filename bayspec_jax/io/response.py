@@ -26,6 +26,7 @@ from .fitsfile import (
     open_fits,
     split_source,
 )
+from .limits import ENERGY_RTOL, MAX_AREA, MAX_ENERGY, NEGATIVE_AREA_TOLERANCE
 
 _MATRIX = dict(
     names=("SPECRESP MATRIX", "MATRIX", "SPECRESP_MATRIX", "RSP_MATRIX"),
@@ -95,6 +96,11 @@ class RMF:
         set_("drm", drm)
         set_("channels", channels)
         set_("keywords", dict(self.keywords))
+
+    @property
+    def first_channel(self) -> int:
+        """The number of the first channel (EBOUNDS CHANNEL, else TLMIN of F_CHAN, else 1)."""
+        return int(self.channels[0])
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -191,6 +197,8 @@ def read_arf(source: Any, extver: int | None = None) -> ARF:
         if not np.all(np.isfinite(specresp)):
             raise OGIPError("effective areas must be finite", file=label, extension=hdu.name,
                             column="SPECRESP")
+        _check_area(specresp, label, hdu.name, "SPECRESP",
+                    NEGATIVE_AREA_TOLERANCE * max(float(specresp.max()), 0.0))
         if np.any(specresp < 0):
             warnings.warn(
                 f"{label} [{hdu.name}]: {int(np.sum(specresp < 0))} negative effective areas "
@@ -216,17 +224,53 @@ def _float_dtype(bounds: np.ndarray, hdu: Any, names: tuple[str, str], label: st
 
 
 def _read_energies(hdu: Any, label: str) -> np.ndarray:
+    """ENERG_LO/ENERG_HI as ``(nphot, 2)`` [keV]: finite, 0 <= LO < HI <= `MAX_ENERGY`, and
+    increasing without overlaps (HI[i] <= LO[i+1] up to `ENERGY_RTOL`; gaps are allowed)."""
     lo = as_float_array(column(hdu, "ENERG_LO", label), label, hdu.name, "ENERG_LO").ravel()
     hi = as_float_array(column(hdu, "ENERG_HI", label), label, hdu.name, "ENERG_HI").ravel()
     if lo.size == 0:
         raise OGIPError("no energy bins (the table is empty)", file=label, extension=hdu.name)
-    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
-        raise OGIPError("energies must be finite", file=label, extension=hdu.name,
-                        column="ENERG_LO/ENERG_HI")
-    if np.any(hi < lo) or np.any(lo < 0):
-        raise OGIPError("every bin needs 0 <= ENERG_LO <= ENERG_HI", file=label,
-                        extension=hdu.name, column="ENERG_LO/ENERG_HI")
+    fail = _bin_checker(label, hdu.name, "ENERG_LO/ENERG_HI")
+    _check_bins(lo, hi, "ENERG_LO", "ENERG_HI", "bin", fail)
+    overlap = np.flatnonzero(hi[:-1] - lo[1:] > ENERGY_RTOL * np.maximum(hi[:-1], lo[1:]))
+    if overlap.size:
+        i = int(overlap[0])
+        fail(f"bins {i} and {i + 1} overlap or are out of order (ENERG_HI[{i}] = "
+             f"{hi[i].item()!r} > ENERG_LO[{i + 1}] = {lo[i + 1].item()!r}; {overlap.size} such "
+             "pairs): the photon grid must increase without overlaps")
     return np.stack([lo, hi], axis=1)
+
+
+def _bin_checker(label: str, ext: str, name: str):
+    """A function raising an `OGIPError` about column `name` of `ext` with a message."""
+    def fail(message: str):
+        raise OGIPError(message, file=label, extension=ext, column=name)
+    return fail
+
+
+def _check_bins(lo: np.ndarray, hi: np.ndarray, lo_name: str, hi_name: str, what: str,
+                fail: Any) -> None:
+    """Each bin finite, ``0 <= lo < hi <= MAX_ENERGY`` (zero-width or reversed bins fail)."""
+    def first(bad: np.ndarray) -> int:
+        return int(np.flatnonzero(bad)[0])
+
+    finite = np.isfinite(lo) & np.isfinite(hi)
+    if not np.all(finite):
+        i = first(~finite)
+        fail(f"energies must be finite ({what} {i}: {lo_name} = {lo[i].item()!r}, {hi_name} = "
+             f"{hi[i].item()!r})")
+    if np.any(lo < 0):
+        i = first(lo < 0)
+        fail(f"every {what} needs {lo_name} >= 0 ({what} {i}: {lo_name} = {lo[i].item()!r})")
+    if np.any(hi <= lo):
+        i = first(hi <= lo)
+        fail(f"every {what} needs {lo_name} < {hi_name} (a positive width; {what} {i}: "
+             f"{lo_name} = {lo[i].item()!r}, {hi_name} = {hi[i].item()!r}; "
+             f"{int(np.sum(hi <= lo))} such)")
+    if np.any(hi > MAX_ENERGY):
+        i = first(hi > MAX_ENERGY)
+        fail(f"{hi_name} = {hi[i].item()!r} keV ({what} {i}) is above {MAX_ENERGY:g} keV, "
+             "beyond what the arithmetic of a fit can carry")
 
 
 def _read_ebounds(hdu: Any, label: str) -> tuple[np.ndarray, np.ndarray | None]:
@@ -234,16 +278,22 @@ def _read_ebounds(hdu: Any, label: str) -> tuple[np.ndarray, np.ndarray | None]:
     e_max = as_float_array(column(hdu, "E_MAX", label), label, hdu.name, "E_MAX").ravel()
     if e_min.size == 0:
         raise OGIPError("no channels (the table is empty)", file=label, extension=hdu.name)
-    if not (np.all(np.isfinite(e_min)) and np.all(np.isfinite(e_max))):
-        raise OGIPError("channel energies must be finite", file=label, extension=hdu.name,
-                        column="E_MIN/E_MAX")
-    if np.any(e_max < e_min):
-        raise OGIPError("every channel needs E_MIN <= E_MAX", file=label, extension=hdu.name,
-                        column="E_MIN/E_MAX")
+    # Per channel only: the channel bounds need not increase (the GECAM example ME/me.rsp2
+    # has out-of-order E_MIN/E_MAX in its top channels, which its spectra flag bad).
+    _check_bins(e_min, e_max, "E_MIN", "E_MAX", "channel",
+                _bin_checker(label, hdu.name, "E_MIN/E_MAX"))
     channels = None
     if has_column(hdu, "CHANNEL"):
         channels = as_int_array(column(hdu, "CHANNEL", label), label, hdu.name,
                                 "CHANNEL").ravel()
+        jumps = np.flatnonzero(np.diff(channels) != 1)
+        if channels.size != e_min.size or jumps.size:
+            where = f"at row {int(jumps[0]) + 1}" if jumps.size else f"{channels.size} values"
+            raise OGIPError(
+                f"CHANNEL numbers must increase by 1 from row to row, one per channel ({where}: "
+                "the matrix columns are laid out in EBOUNDS row order)",
+                file=label, extension=hdu.name, column="CHANNEL",
+            )
     return np.stack([e_min, e_max], axis=1), channels
 
 
@@ -309,7 +359,34 @@ def _dense_matrix(hdu: Any, nphot: int, nchan: int, offset: int, label: str) -> 
             raise OGIPError("matrix values must be finite", file=label, extension=ext,
                             column="MATRIX")
         drm[np.concatenate(row_ids), np.concatenate(col_ids)] = values_all
+    _check_area(drm, label, ext, "MATRIX", 0.0)
     return drm
+
+
+def _check_area(values: np.ndarray, label: str, ext: str, name: str, negative_ok: float) -> None:
+    """Finite `values` (a matrix or an effective-area curve): some > 0, none above `MAX_AREA`,
+    none below ``-negative_ok``."""
+    def fail(message: str):
+        raise OGIPError(message, file=label, extension=ext, column=name)
+
+    def where(index: int) -> str:
+        position = np.unravel_index(index, values.shape)
+        return ", ".join(f"{axis} {i}" for axis, i in zip(("row", "channel index"), position))
+
+    if values.size == 0 or not np.any(values > 0):
+        fail(f"no effective area: every {name} value is 0 or negative")
+    low = int(np.argmin(values))
+    if values.flat[low] < -negative_ok:
+        fail(f"{int(np.sum(values < -negative_ok))} negative values (min "
+             f"{values.flat[low].item()!r} at {where(low)}"
+             + (f", below -{negative_ok:.4g} = -{NEGATIVE_AREA_TOLERANCE:g} x the peak"
+                if negative_ok else "")
+             + "): a response cannot be negative")
+    high = int(np.argmax(values))
+    if values.flat[high] > MAX_AREA:
+        fail(f"value {values.flat[high].item()!r} at {where(high)} is above {MAX_AREA:g} (cm^2 "
+             "for an effective area), beyond any instrument and what the arithmetic of a fit can "
+             "carry")
 
 
 def _is_vla(hdu: Any, name: str) -> bool:
