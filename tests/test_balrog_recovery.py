@@ -18,12 +18,14 @@ import pytest
 
 SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "validation" / "balrog_recovery.py"
 
-# Burst 1 of the study (`draw_bursts(110721, 10, ...)`), and the detectors the study's rule
+# Burst 3 of the study (`draw_bursts(110721, 10, ...)`), and the detectors the study's rule
 # (`select_detectors`: the 4 NaI with the most expected counts, then the brighter BGO) picks
-# there; fixed here so that the test builds 5 generators, not 14.
-BURST = dict(index=1, ra=99.9162935060757, dec=-30.358578521270257, alpha=-0.7887157979646333,
-             log_ec=2.752383889185781, seed=769720869)
-DETECTORS = ["n3", "n5", "n4", "n0", "b0"]
+# there; fixed here so that the test builds 5 generators, not 14. Its truth lay well inside the
+# posterior in the study's runs (q 0.02-0.12, offset 0.1-0.2 deg): a burst near the 95% boundary
+# (burst 1: q 0.88-0.95 from run to run, the chains' noise) would fail now and then by design.
+BURST = dict(index=3, ra=81.9167645300089, dec=-64.48690332998657, alpha=-0.9750350425154836,
+             log_ec=2.46599248951516, seed=2092429134)
+DETECTORS = ["n3", "n0", "n6", "n7", "b0"]
 R_HAT_BOUND = 1.05
 
 
