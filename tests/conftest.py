@@ -71,3 +71,13 @@ def gbm_drm_gen_data():
             print(f"\nBALROG database not available ({error}); its tests skip")
             return None
     return folder
+
+
+@pytest.fixture(scope="module", autouse=True)
+def release_compiled_programs():
+    """Drop JAX's compiled programs after each test module. One process compiles thousands of
+    programs over the suite; each keeps code mappings alive, and past the kernel's limit on a
+    process's memory mappings (vm.max_map_count, 65530 by default) LLVM fails to allocate
+    ("Cannot allocate memory") and XLA's compiler crashes."""
+    yield
+    jax.clear_caches()

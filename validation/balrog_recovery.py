@@ -867,6 +867,9 @@ def main(argv: list[str] | None = None) -> int:
                                n_grid=args.grid, detectors=burst["detectors"],
                                start_mat_type=start_mat_type, log=log)
         records.append(record)
+        # each burst compiles its own programs: drop them, or a long run exhausts the process's
+        # memory mappings (vm.max_map_count) and LLVM fails with "Cannot allocate memory"
+        jax.clear_caches()
         log(f"  q {record['q']:.3f} inside {record['inside']} offset "
             f"{record['offset_deg']:.2f} deg r68 {record['radius68_deg']:.2f} deg, r_hat "
             f"{record['r_hat_max']:.4f}, ess {record['ess_min']:.0f}, div "
