@@ -44,6 +44,26 @@ MODEL_PARAMS = {
 """Fit parameters of the CLI's models: name, start value, uniform prior bounds."""
 
 
+STAT_CHOICES = ("pgstat", "wstat", "cstat", "ppstat", "pstat", "chi2", "gstat")
+"""The statistics `--stat` accepts (`stats.STATISTICS`, listed here so that ``--help`` does not
+import JAX)."""
+
+_UNIT_HELP = {
+    "src": "source spectrum (PHA I, or a PHA II row as FILE:ROW); its BACKFILE, RESPFILE and "
+           "ANCRFILE keywords supply the files not given",
+    "bkg": "background spectrum (default: from the source file)",
+    "rsp": "full response (RSP)",
+    "rmf": "redistribution matrix (RMF), composed with --arf",
+    "arf": "ancillary response (ARF)",
+    "notc": "energy window(s) lo-hi in keV; several allowed, comma-separated: 0.5-2,3-7",
+    "grpg": "grouping as JSON, e.g. '{\"min_sigma\": 3, \"max_bin\": 10}' (noticed channels) or "
+            "'{\"method\": \"counts\", \"min_evt\": 20}' (whole spectrum, as grppha min 20)",
+    "stat": "fit statistic",
+    "notice-rule": "inside: channels wholly inside the windows (default); overlap: channels "
+                   "or file groups that overlap them (Sherpa's rule)",
+}
+
+
 class UsageError(ValueError):
     """A bad command-line value: `main` reports it as the subcommand's usage error (exit 2)."""
 
@@ -54,7 +74,8 @@ def _windows(text: str | None):
     try:
         return [[float(v) for v in part.split("-")] for part in text.split(",")]
     except ValueError:
-        raise UsageError(f"--notc: expected windows like 8-900 or 8-30,40-900, got {text!r}")
+        raise UsageError(f"--notc: expected windows like 8-900 or 8-30,40-900 (lo-hi in keV), "
+                         f"got {text!r}")
 
 
 def _units(args: argparse.Namespace):
@@ -87,7 +108,8 @@ def _units(args: argparse.Namespace):
         units.append((f"unit{i + 1}", DataUnit(
             src=src, bkg=pick(args.bkg, i), rsp=pick(args.rsp, i), rmf=pick(args.rmf, i),
             arf=pick(args.arf, i), notc=_windows(pick(args.notc, i)),
-            stat=pick(args.stat, i, "pgstat"), grpg=grpg)))
+            stat=pick(args.stat, i, "pgstat"), grpg=grpg,
+            notice_rule=pick(args.notice_rule, i, "inside"))))
     return units
 
 
@@ -102,6 +124,7 @@ def _fit(args: argparse.Namespace) -> int:
 
     data = Data(_units(args))
     print(data)
+    print(_bands(data))
     spec = MODEL_PARAMS[args.model]
     params = {name: Par(start, unif(*bounds)) for name, start, bounds in spec}
     problem = Problem(getattr(models, args.model), params, data)
@@ -110,6 +133,7 @@ def _fit(args: argparse.Namespace) -> int:
         fit = maximum_likelihood(problem, start=fit.best)
     print("\nmaximum likelihood")
     print(fit.table())
+    print(_result_line(data, fit))
     best_full = problem.full(fit.best)
     if args.samples > 0:
         _nuts(problem, fit, args)
@@ -123,6 +147,22 @@ def _fit(args: argparse.Namespace) -> int:
                             title=f"{args.model}: stat {fit.stat:.1f} / {fit.dof} dof")
             print(f"\nwrote {args.plot}")
     return 0
+
+
+def _bands(data) -> str:
+    """One line per unit: the energies fitted (first and last group edges), its notice rule."""
+    lines = []
+    for name, unit in data.items():
+        lo, hi = unit.band
+        lines.append(f"{name}: fitted band {lo:.6g}-{hi:.6g} keV ({unit.npoint} groups, "
+                     f"notice rule {unit.notice_rule})")
+    return "\n".join(lines)
+
+
+def _result_line(data, fit) -> str:
+    """The best fit's statistic, named: ``cstat = 123.4 for 56 degrees of freedom``."""
+    names = "+".join(dict.fromkeys(data.stats))
+    return f"{names} = {float(fit.stat):.6g} for {fit.dof} degrees of freedom"
 
 
 def _nuts(problem, fit, args: argparse.Namespace) -> None:
@@ -281,9 +321,12 @@ def _example(args: argparse.Namespace) -> int:
 
 def _add_unit_options(parser: argparse.ArgumentParser) -> None:
     """The files and settings of the units (`_units`), and the photon model."""
-    for option in ("src", "bkg", "rsp", "rmf", "arf", "notc", "grpg", "stat"):
-        parser.add_argument(f"--{option}", action="append",
-                            help="once per unit (or once for all units)")
+    for option in ("src", "bkg", "rsp", "rmf", "arf", "notc", "grpg", "stat", "notice-rule"):
+        extra = {"stat": dict(choices=STAT_CHOICES),
+                 "notice-rule": dict(choices=("inside", "overlap"))}.get(option, {})
+        metavar = {"notc": "LO-HI[,LO-HI...]", "grpg": "JSON"}.get(option)
+        parser.add_argument(f"--{option}", action="append", metavar=metavar, **extra,
+                            help=f"{_UNIT_HELP[option]}; once per unit (or once for all units)")
     parser.add_argument("--model", choices=sorted(MODEL_PARAMS), default="cpl")
 
 

@@ -30,46 +30,85 @@ def _pyplot(path):
     return plt
 
 
+RESIDUALS = ("pseudo", "sigma", "ratio")
+"""The residual panels of `counts_spectrum`."""
+
+
+def energy_axis(axis) -> None:
+    """A log keV axis with plain-number tick labels at 1, 2, 5 per decade (0.5, 1, 2, 5, 10...)
+    instead of powers of ten."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.set_xscale("log")
+    axis.xaxis.set_major_locator(LogLocator(base=10.0, subs=(1.0, 2.0, 5.0)))
+    axis.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+    axis.xaxis.set_minor_formatter(NullFormatter())
+
+
 def counts_spectrum(model: Model, params: Any, data: Data, path: str | None = None,
-                    title: str | None = None):
-    """Net count spectrum of each unit with the folded model, and pseudo-residuals below.
+                    title: str | None = None, data_params: likelihood.DataParams = None,
+                    residuals: str = "pseudo"):
+    """Net count spectrum of each unit with the folded model, and residuals below.
 
     **Arguments:**
 
     - `model`, `params`: the photon model and its parameter vector.
     - `data`: the `Data` (its fitted groups are shown).
     - `path`: write the figure there (PNG, PDF... by extension) when given.
+    - `data_params`: the data-layer parameters (``sf``, ``bf``, ``rf`` per unit) of the fit,
+        e.g. ``problem.data_params(fit.best)`` with a free ``'rf@bgo'``: the model counts and
+        the net spectrum use them.
+    - `residuals`: ``"pseudo"`` (the statistic's ``sign * sqrt(-2 loglike)``), ``"sigma"``
+        (``(data - model) / error``, with unit error bars) or ``"ratio"`` (``data / model``,
+        with the data's errors over the model).
+
+    For a fit: ``counts_spectrum(problem.model, problem.full(fit.best), problem.data,
+    data_params=problem.data_params(fit.best))``.
 
     **Returns:** the matplotlib `Figure`.
     """
+    if residuals not in RESIDUALS:
+        raise ValueError(f"residuals must be one of {RESIDUALS}, got {residuals!r}")
     plt = _pyplot(path)
-    rates = likelihood.model_ctsrate(model, params, data)
-    residuals = likelihood.pseudo_residual(model, params, data)
+    rates = views.conv_ctsrate(model, params, data, data_params)
+    if residuals == "pseudo":
+        panel = likelihood.pseudo_residual(model, params, data, data_params)
+    elif residuals == "sigma":
+        panel = views.residual(model, params, data, data_params)
     figure, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(7, 6),
                                          gridspec_kw={"height_ratios": [3, 1], "hspace": 0})
     lowest = np.inf
-    for i, ((name, unit), rate, residual) in enumerate(zip(data.items(), rates, residuals)):
+    for i, ((name, unit), rate) in enumerate(zip(data.items(), rates)):
         color = f"C{i}"
         chbin = np.asarray(unit.rsp_chbin, dtype=float)
         centre = np.sqrt(chbin[:, 0] * chbin[:, 1])
         half = [centre - chbin[:, 0], chbin[:, 1] - centre]
         width = chbin[:, 1] - chbin[:, 0]
-        spectrum = np.asarray(unit.net_ctsspec)
-        top.errorbar(centre, spectrum, xerr=half, yerr=np.asarray(unit.net_ctsspec_error),
+        spectrum = np.asarray(views._net(unit, i, data_params, False, True, False), dtype=float)
+        error = np.asarray(views._net(unit, i, data_params, False, True, True), dtype=float)
+        model_spectrum = np.asarray(rate, dtype=float) / width
+        top.errorbar(centre, spectrum, xerr=half, yerr=error,
                      fmt="none", lw=1, color=color, label=f"{name} ({unit.stat})")
-        top.hlines(np.asarray(rate) / width, chbin[:, 0], chbin[:, 1], color="k", lw=1.2,
+        top.hlines(model_spectrum, chbin[:, 0], chbin[:, 1], color="k", lw=1.2,
                    label="model" if i == 0 else None)
-        bottom.errorbar(centre, np.asarray(residual), xerr=half, fmt="none", color=color, lw=1)
+        if residuals == "ratio":
+            with np.errstate(divide="ignore", invalid="ignore"):
+                value, yerr = spectrum / model_spectrum, error / model_spectrum
+        else:
+            value = np.asarray(panel[i], dtype=float)
+            yerr = 1.0 if residuals == "sigma" else None
+        bottom.errorbar(centre, value, xerr=half, yerr=yerr, fmt="none", color=color, lw=1)
         positive = spectrum[spectrum > 0]
         if positive.size:
             lowest = min(lowest, float(positive.min()))
-    bottom.axhline(0.0, color="k", lw=0.8)
-    top.set_xscale("log")
+    bottom.axhline(1.0 if residuals == "ratio" else 0.0, color="k", lw=0.8)
+    energy_axis(top)
     top.set_yscale("log")
     if np.isfinite(lowest):
         top.set_ylim(bottom=0.3 * lowest)
     top.set_ylabel("counts / s / keV")
-    bottom.set_ylabel("pseudo-residual")
+    bottom.set_ylabel({"pseudo": "pseudo-residual", "sigma": r"residual [$\sigma$]",
+                       "ratio": "data / model"}[residuals])
     bottom.set_xlabel("energy [keV]")
     return _finish(figure, top, title, path)
 
@@ -146,7 +185,7 @@ def deconvolved_spectrum(model: Model, params: Any, data: Data, kind: str = "erg
     curve = np.asarray(views.model_spectrum(model, params, energy, kind), dtype=float)
     top.plot(energy, curve, color="k", lw=1.4, label="model")
     bottom.axhline(0.0, color="k", lw=0.8)
-    top.set_xscale("log")
+    energy_axis(top)
     top.set_yscale("log")
     points = np.concatenate(shown)
     points = points[np.isfinite(points) & (points > 0)]

@@ -134,7 +134,7 @@ def test_simulate_several_units(example, tmp_path, capsys):
     (["--seed", "-1"], "argument --seed: expected an integer from 0"),
     (["--model", "nope"], "argument --model: invalid choice"),
     (["--src", "missing.pha"], "missing.pha"),
-    (["--stat", "nope"], "stat must be one of"),
+    (["--stat", "nope"], "argument --stat: invalid choice"),
     (["--notc", "8-x"], "--notc: expected windows like 8-900"),
     (["--grpg", "{min_sigma: 3}"], "--grpg: expected JSON"),
 ])
@@ -152,8 +152,12 @@ def test_simulate_bad_arguments(argv, message, example, tmp_path, capsys):
 
 def test_simulate_refuses_incomplete_units_and_existing_files(example, tmp_path, capsys):
     _, paths, _ = example
+    alone = tmp_path / "alone.src"  # the example source without the files it names
+    with fits.open(paths["src"]) as hdul:
+        hdul["SPECTRUM"].header.update(RESPFILE="none", BACKFILE="none")
+        hdul.writeto(alone)
     with pytest.raises(SystemExit) as info, pytest.warns(UserWarning, match="no response"):
-        main(["simulate", "--src", paths["src"], "--out", str(tmp_path / "x")])
+        main(["simulate", "--src", str(alone), "--out", str(tmp_path / "x")])
     assert info.value.code == 2
     assert "has no response: give --rsp, or --rmf and --arf" in capsys.readouterr().err
     (tmp_path / "x.rsp").write_text("keep me")

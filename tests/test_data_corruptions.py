@@ -290,9 +290,9 @@ def test_a_backscal_column_of_equal_values_equals_the_keyword(x3c, tmp_path, sta
     assert np.asarray(per_channel.bkg.backscale).shape == (1024,)
     assert _loglike(per_channel, models.pl, PL) == _loglike(plain, models.pl, PL)
     # without a background the source's BACKSCAL column is simply ignored
-    alone = bj.DataUnit(src=src, **settings)
+    alone = bj.DataUnit(src=src, bkg=False, **settings)
     assert _loglike(alone, models.pl, PL) == _loglike(
-        bj.DataUnit(src=x3c["src"], **settings), models.pl, PL)
+        bj.DataUnit(src=x3c["src"], bkg=False, **settings), models.pl, PL)
 
 
 def test_a_varying_backscal_column_scales_each_group_by_its_first_channel(me, tmp_path):

@@ -74,8 +74,8 @@ def test_unit_statistics_match_bayspec(data_dir, reference):
 def test_cstat_without_background_is_cash_as_xspec(data_dir, reference):
     """bayspec substitutes B = 0 into W-stat; XSPEC uses Cash, which equals bayspec's pstat."""
     x = data_dir / "XRAY-sherpa-3c273"
-    unit = bj.DataUnit(src=str(x / "3c273.pi"), rmf=str(x / "3c273.rmf"), arf=str(x / "3c273.arf"),
-                       notc=[0.5, 7.0], stat="cstat")
+    unit = bj.DataUnit(src=str(x / "3c273.pi"), bkg=False, rmf=str(x / "3c273.rmf"),
+                       arf=str(x / "3c273.arf"), notc=[0.5, 7.0], stat="cstat")
     data = bj.Data([("x", unit)])
     params = np.array(PL["X3C273_cstat"])
     pstat_data = bj.Data([("x", unit.replace(stat="pstat"))])

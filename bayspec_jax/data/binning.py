@@ -60,15 +60,33 @@ def normalize_windows(notc: Any, where: str = "notc") -> tuple[Window, ...] | No
     return tuple((lo, hi) for lo, hi in merged)
 
 
+NOTICE_RULES = ("inside", "overlap")
+"""How notice windows select channels: ``'inside'`` (bayspec's rule, the default): a channel
+whose whole ``[E_lo, E_hi]`` lies inside a window; ``'overlap'`` (Sherpa's rule): a channel whose
+``[E_lo, E_hi]`` overlaps a window (``E_lo < hi`` and ``E_hi > lo``), and with a grouping made
+before noticing (the file's GROUPING, ``method='counts'``) every channel of a group that has
+such a channel (`extend_to_groups`)."""
+
+
+def check_notice_rule(rule: Any) -> str:
+    """`rule` when it is one of `NOTICE_RULES`; else a `ValueError` naming ``notice_rule``."""
+    if not isinstance(rule, str) or rule not in NOTICE_RULES:
+        raise ValueError(f"notice_rule must be one of {list(NOTICE_RULES)}, got {rule!r}")
+    return rule
+
+
 def notice_mask(
-    chbin: Float[np.ndarray, "chan 2"], windows: tuple[Window, ...] | None, where: str = "unit"
+    chbin: Float[np.ndarray, "chan 2"], windows: tuple[Window, ...] | None, where: str = "unit",
+    rule: str = "inside",
 ) -> Bool[np.ndarray, " chan"]:
-    """Channels whose whole ``[E_lo, E_hi]`` lies inside a window.
+    """Channels whose whole ``[E_lo, E_hi]`` lies inside a window (`rule` ``'inside'``), or
+    overlaps one (``'overlap'``: ``E_lo < hi`` and ``E_hi > lo``); see `NOTICE_RULES`.
 
     Bounds are compared in the precision of `chbin` (float32 for EBOUNDS stored as FITS ``E``),
     as bayspec does, so that the same channels are selected. Windows reaching outside the
     channels' range give a warning naming them.
     """
+    rule = check_notice_rule(rule)
     chbin = np.asarray(chbin)
     if windows is None:
         return np.ones(chbin.shape[0], dtype=bool)
@@ -83,8 +101,23 @@ def notice_mask(
     dtype = chbin.dtype
     mask = np.zeros(chbin.shape[0], dtype=bool)
     for lo, hi in windows:
-        mask |= (dtype.type(lo) <= chbin[:, 0]) & (chbin[:, 1] <= dtype.type(hi))
+        lo, hi = dtype.type(lo), dtype.type(hi)
+        if rule == "inside":
+            mask |= (lo <= chbin[:, 0]) & (chbin[:, 1] <= hi)
+        else:
+            mask |= (chbin[:, 0] < hi) & (chbin[:, 1] > lo)
     return mask
+
+
+def extend_to_groups(mask: Bool[np.ndarray, " chan"], flags: Any) -> Bool[np.ndarray, " chan"]:
+    """`mask` with every channel of a group of `flags` set when one of its channels is (a
+    group is noticed when it overlaps the band, as Sherpa notices grouped data); channels in no
+    group keep their value."""
+    mask = np.asarray(mask, dtype=bool)
+    ids, n_groups = flags_to_group_ids(flags)
+    hit = np.bincount(ids, weights=mask.astype(np.float64), minlength=n_groups + 1) > 0
+    in_group = ids < n_groups
+    return np.where(in_group, hit[ids], mask)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -30,6 +30,7 @@ __all__ = [
     "GROUPING_METHODS",
     "build_grouping",
     "channel_fwhm",
+    "count_grouping",
     "flags_to_group_ids",
     "group_bounds",
     "optimal_bin_widths",
@@ -40,8 +41,14 @@ __all__ = [
 GROUPING_KEYS = ("method", "min_evt", "min_nevt", "min_sigma", "max_bin", "min_bevt")
 """Keys accepted in the settings dict of `build_grouping`."""
 
-GROUPING_METHODS = ("threshold", "optimal")
-"""Values accepted for ``settings['method']``."""
+GROUPING_METHODS = ("threshold", "optimal", "counts")
+"""Values accepted for ``settings['method']``: ``'threshold'`` and ``'optimal'`` group the
+noticed channels (notice first, then group); ``'counts'`` groups the whole spectrum from its
+first channel, as Sherpa's ``group_counts(n)`` and grppha's ``group min n`` (`count_grouping`),
+and notice windows then select whole groups."""
+
+SPECTRUM_METHODS = ("counts",)
+"""Methods that group the whole spectrum before channels are noticed."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -299,6 +306,59 @@ def threshold_grouping(
                 run_groups.append((first, run_last))
         groups.extend(run_groups)
     return _groups_to_flags(groups, src.shape[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# Whole-spectrum grouping by counts (grppha "group min n", Sherpa group_counts(n))
+# ---------------------------------------------------------------------------------------------
+
+
+def count_grouping(
+    src_counts: ArrayLike,
+    min_counts: float,
+    valid: ArrayLike | None = None,
+    max_bin: int | None = None,
+) -> tuple[Int[np.ndarray, " channel"], Int[np.ndarray, " channel"]]:
+    """Groups of at least `min_counts` source counts from the first channel, as grppha's
+    ``group min n`` and Sherpa's ``group_counts(n)``.
+
+    Channels are added left to right until the group holds `min_counts` counts (or
+    `max_bin` channels); then the next group starts. The last group, when it falls short,
+    stays a group but is flagged bad (QUALITY 2), as grppha flags it. `valid` marks the
+    channels that may be grouped (good quality): the others are in no group (flag 0, their
+    quality untouched) and each run of valid channels is grouped on its own.
+
+    **Arguments:**
+
+    - `src_counts`: source counts per channel ``(channel,)``; finite in valid channels.
+    - `min_counts`: the least counts in a group (finite, >= 0).
+    - `valid`: boolean mask ``(channel,)``; None means all.
+    - `max_bin`: the most channels in a group, or None.
+
+    **Returns:**
+
+    ``(flags, quality)``, each ``(channel,)`` int64: OGIP grouping flags, and 2 in the channels
+    of the unfinished last group of each run (0 elsewhere).
+    """
+    src, _, _, _, valid = _group_inputs(src_counts, None, None, 1.0, valid)
+    limits = _check_thresholds(min_counts, None, None, max_bin, None)
+    if limits.min_evt is None:
+        raise ValueError("count grouping needs min_counts (min_evt), a number >= 0")
+    groups, short = [], []
+    for run_first, run_last in _valid_runs(valid):
+        first, total = run_first, 0.0
+        for channel in range(run_first, run_last + 1):
+            total += src[channel]
+            if total >= limits.min_evt or channel - first + 1 == limits.max_bin:
+                groups.append((first, channel))
+                first, total = channel + 1, 0.0
+        if first <= run_last:
+            groups.append((first, run_last))
+            short.append((first, run_last))
+    quality = np.zeros(src.shape[0], dtype=np.int64)
+    for first, last in short:
+        quality[first : last + 1] = 2
+    return _groups_to_flags(groups, src.shape[0]), quality
 
 
 # ---------------------------------------------------------------------------------------------
@@ -567,8 +627,10 @@ def build_grouping(
     **Arguments:**
 
     - `settings`: a dict with keys from `GROUPING_KEYS`: ``method`` (``'threshold'``, the
-      default, or ``'optimal'``) and the thresholds ``min_evt``, ``min_nevt``,
-      ``min_sigma``, ``max_bin``, ``min_bevt`` (see `threshold_grouping`).
+      default, ``'optimal'``, or ``'counts'``: `count_grouping` with ``min_evt`` counts and
+      ``max_bin``, its short last group left out of every group here) and the thresholds
+      ``min_evt``, ``min_nevt``, ``min_sigma``, ``max_bin``, ``min_bevt`` (see
+      `threshold_grouping`).
     - `src_counts`, `bkg_counts`, `bkg_errors`, `alpha`, `valid`, `stat`: as in
       `threshold_grouping`.
     - `fwhm`: response FWHM per channel ``(channel,)``, required by ``method='optimal'``
@@ -596,6 +658,14 @@ def build_grouping(
         return threshold_grouping(
             src_counts, bkg_counts, bkg_errors, alpha, valid, stat=stat, **thresholds
         )
+    if method == "counts":
+        extra = sorted(set(thresholds) - {"min_evt", "max_bin"})
+        if extra or "min_evt" not in thresholds:
+            raise ValueError("grouping method 'counts' takes min_evt (required) and max_bin, "
+                             f"got {sorted(thresholds)}")
+        flags, quality = count_grouping(src_counts, thresholds["min_evt"], valid,
+                                        thresholds.get("max_bin"))
+        return np.where(quality == 0, flags, 0)  # the short last group: in no group
     if method == "optimal":
         if fwhm is None:
             raise ValueError("grouping method 'optimal' needs the response FWHM per channel")

@@ -9,7 +9,7 @@ import numpy as np
 from jaxtyping import Array, Float, Int
 
 from .._table import Table
-from ..io import PHA, OGIPError, read_pha, split_source
+from ..io import PHA, OGIPError, locate_spectrum, read_pha
 from ..params import Par
 from ._convert import float_array, int_array, source_name
 
@@ -147,16 +147,27 @@ class Spectrum(eqx.Module):
             poisson=pha.poisson_errors, file=pha.file, areascale=pha.areascale,
         )
 
+    _part = "source"
+    """Which spectrum of a file holding several this kind reads (`io.read_pha`'s `part`)."""
+
     @classmethod
-    def _load(cls, file: Any, ii: int | None, need_row: bool | None) -> Spectrum:
-        target, row, label = split_source(file, ii)
+    def _read(cls, file: Any, ii: int | None, need_row: bool | None,
+              extension: str | None = None) -> PHA:
+        """The `PHA` record this kind loads from `file` (see `_load`)."""
+        target, row, label, extension = locate_spectrum(file, ii, extension)
         if need_row and row is None:
             raise OGIPError(
                 f"{cls.__name__}: a row of the PHA type II file is needed: pass ii= or 'path:ii'",
                 file=label,
             )
-        pha = read_pha((target, row) if row is not None else target)
-        return cls.from_pha(pha, name=source_name(label, row))
+        return read_pha((target, row) if row is not None else target, extension=extension,
+                        part=cls._part)
+
+    @classmethod
+    def _load(cls, file: Any, ii: int | None, need_row: bool | None,
+              extension: str | None = None) -> Spectrum:
+        pha = cls._read(file, ii, need_row, extension)
+        return cls.from_pha(pha, name=source_name(pha.file, pha.row))
 
     def to_pha(self) -> PHA:
         """This spectrum as a `bayspec_jax.io.PHA` record, ready for `io.write_pha`."""
@@ -208,35 +219,51 @@ class Source(Spectrum):
     """The spectrum of the source region (or time interval), read from OGIP PHA files."""
 
     @classmethod
-    def from_src(cls, src_file: Any) -> Source:
-        """Load a PHA type I file (path, `pathlib.Path` or binary file object)."""
-        return cls._load(src_file, None, need_row=False)
+    def from_src(cls, src_file: Any, extension: str | None = None) -> Source:
+        """Load a PHA type I file (path, `pathlib.Path` or binary file object).
+
+        In a file holding several spectra, the first that is not a background (HDUCLAS2 =
+        'BKG'), or the one `extension` (or ``"path{NAME}"``) names by HDUCLAS2 or EXTNAME."""
+        return cls._load(src_file, None, need_row=False, extension=extension)
 
     @classmethod
-    def from_src2(cls, src_file: Any, ii: int | None = None) -> Source:
+    def from_src2(cls, src_file: Any, ii: int | None = None,
+                  extension: str | None = None) -> Source:
         """Load row `ii` (0-based) of a PHA type II file; ``"path:ii"`` also works."""
-        return cls._load(src_file, ii, need_row=True)
+        return cls._load(src_file, ii, need_row=True, extension=extension)
 
     @classmethod
-    def from_plain(cls, src_file: Any, ii: int | None = None) -> Source:
+    def from_plain(cls, src_file: Any, ii: int | None = None,
+                   extension: str | None = None) -> Source:
         """Load a PHA type I file, or a row of a type II file when `ii` or ``"path:ii"`` is given."""
-        return cls._load(src_file, ii, need_row=None)
+        return cls._load(src_file, ii, need_row=None, extension=extension)
 
 
 class Background(Spectrum):
-    """The background spectrum, read from OGIP PHA files."""
+    """The background spectrum, read from OGIP PHA files.
+
+    A file that holds several spectra (a Chandra ``pha3`` file: the source, and its background
+    in an extension with HDUCLAS2 = 'BKG') gives its HDUCLAS2 = 'BKG' spectrum; one holding
+    several and none of them 'BKG' is an `OGIPError` (choose with `extension` or
+    ``"path{EXTNAME}"``). A file's only spectrum is read whatever its HDUCLAS2, with a warning
+    when it names a background file of its own (BACKFILE): then it is likely a source.
+    """
+
+    _part = "background"
 
     @classmethod
-    def from_bkg(cls, bkg_file: Any) -> Background:
+    def from_bkg(cls, bkg_file: Any, extension: str | None = None) -> Background:
         """Load a PHA type I file (path, `pathlib.Path` or binary file object)."""
-        return cls._load(bkg_file, None, need_row=False)
+        return cls._load(bkg_file, None, need_row=False, extension=extension)
 
     @classmethod
-    def from_bkg2(cls, bkg_file: Any, ii: int | None = None) -> Background:
+    def from_bkg2(cls, bkg_file: Any, ii: int | None = None,
+                  extension: str | None = None) -> Background:
         """Load row `ii` (0-based) of a PHA type II file; ``"path:ii"`` also works."""
-        return cls._load(bkg_file, ii, need_row=True)
+        return cls._load(bkg_file, ii, need_row=True, extension=extension)
 
     @classmethod
-    def from_plain(cls, bkg_file: Any, ii: int | None = None) -> Background:
+    def from_plain(cls, bkg_file: Any, ii: int | None = None,
+                   extension: str | None = None) -> Background:
         """Load a PHA type I file, or a row of a type II file when `ii` or ``"path:ii"`` is given."""
-        return cls._load(bkg_file, ii, need_row=None)
+        return cls._load(bkg_file, ii, need_row=None, extension=extension)

@@ -129,6 +129,8 @@ def save_unit(settings: Mapping[str, Any], info: Mapping[str, Any],
     """
     arrays: dict[str, np.ndarray] = {}
     state = {"format": _FORMAT, "settings": {key: settings[key] for key in _PLAIN_SETTINGS}}
+    if settings.get("notice_rule", "inside") != "inside":  # written only when not the default
+        state["settings"]["notice_rule"] = settings["notice_rule"]
     state["src"] = _spectrum_state("src", settings["src"], arrays)
     if settings["bkg"] is not None:
         state["bkg"] = _spectrum_state("bkg", settings["bkg"], arrays)
@@ -316,10 +318,14 @@ def _settings(reader: _Reader, state: dict) -> dict:
     ):
         raise reader.fail(f"{where}.notc", f"expected a list of [lo, hi] windows, got {notc!r}")
     reader.build(normalize_windows, f"{where}.notc", notc)
-    unknown = sorted(set(settings) - set(_PLAIN_SETTINGS))
+    unknown = sorted(set(settings) - set(_PLAIN_SETTINGS) - {"notice_rule"})
     if unknown:
         raise reader.fail(where, f"unknown entries {unknown}")
-    return {key: settings[key] for key in _PLAIN_SETTINGS}
+    plain = {key: settings[key] for key in _PLAIN_SETTINGS}
+    plain["notice_rule"] = "inside"  # the default, not written
+    if "notice_rule" in settings:
+        plain["notice_rule"] = reader.entry(settings, "notice_rule", where, (str,))
+    return plain
 
 
 def _spectrum(reader: _Reader, cls: type, prefix: str):

@@ -25,14 +25,29 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
 from .._table import Table
-from ..io import OGIPError
+from ..io import OGIPError, background_extension, referenced_file
 from ..params import Par
 from ..significance import pgsig_inv, ppsig_inv
 from ..stats import STATISTICS, statistic
 from ._convert import int_array
-from .binning import (Groups, group_sum, normalize_windows, notice_mask, photon_grid,
-                      resolve_groups)
-from .grouping import GROUPING_KEYS, build_grouping, channel_fwhm
+from .binning import (
+    Groups,
+    check_notice_rule,
+    extend_to_groups,
+    group_sum,
+    normalize_windows,
+    notice_mask,
+    photon_grid,
+    resolve_groups,
+)
+from .grouping import (
+    GROUPING_KEYS,
+    GROUPING_METHODS,
+    SPECTRUM_METHODS,
+    build_grouping,
+    channel_fwhm,
+    count_grouping,
+)
 from .response import AbstractResponse, Auxiliary, Redistribution, Response, grouped_drm
 from .spectrum import Background, Source
 from .storage import load_unit, save_unit
@@ -41,7 +56,7 @@ NGRID = 5
 """Points per photon bin at which models are evaluated (`DataUnit.egrid`)."""
 
 _SETTINGS = ("src", "bkg", "rmf", "arf", "rsp", "stat", "notc", "grpg", "rebn", "time",
-             "weight", "name")
+             "weight", "name", "notice_rule")
 
 
 _PARTS = {"src": "source", "bkg": "background", "net": "net (source - background)"}
@@ -112,13 +127,57 @@ def _frozen_settings(settings: Any, name: str) -> tuple | None:
         raise ValueError(f"{name}: unknown key(s) {unknown}; allowed keys are {list(GROUPING_KEYS)}")
     for key, value in settings.items():
         if key == "method":
+            if value not in GROUPING_METHODS:
+                raise ValueError(f"{name}: method must be one of {list(GROUPING_METHODS)}, "
+                                 f"got {value!r}")
             continue
         if value is not None and (
             isinstance(value, bool) or not isinstance(value, numbers.Real)
             or not math.isfinite(value) or value < 0
         ):
             raise ValueError(f"{name}: {key} must be a finite number >= 0 or None, got {value!r}")
+    if settings.get("method") in SPECTRUM_METHODS and (
+        "min_evt" not in settings or set(settings) - {"method", "min_evt", "max_bin"}
+    ):
+        raise ValueError(f"{name}: method={settings['method']!r} takes min_evt (required) and "
+                         f"max_bin, got {sorted(k for k in settings if k != 'method')}")
     return tuple(sorted(settings.items()))
+
+
+def _source_and_named_files(src: Any, given: dict) -> tuple[Source, dict]:
+    """The source, and the background, RMF, ARF and response to load: those `given` (`False`
+    becomes `None`), and for the parts left at `None` the files the source file names (see
+    `DataUnit`)."""
+    named = {key: (None if value is False else value) for key, value in given.items()}
+    if isinstance(src, eqx.Module):
+        return _load("src", src, Source), named
+    pha = Source._read(src, None, None)
+    source = Source.from_pha(pha)
+    if given["bkg"] is None:
+        extension = (background_extension(src)
+                     if str(pha.keywords.get("HDUCLAS2", "")).strip().upper() != "BKG" else None)
+        if extension is not None:
+            named["bkg"] = Background.from_plain(src, extension=extension)
+        else:
+            named["bkg"] = _spectrum_file(referenced_file(pha, "BACKFILE"))
+    if given["rsp"] is None:
+        if given["arf"] is None:
+            named["arf"] = referenced_file(pha, "ANCRFILE")
+        if given["rmf"] is None:
+            respfile = referenced_file(pha, "RESPFILE")
+            if named["arf"] is not None:
+                named["rmf"] = respfile
+            else:
+                named["rsp"] = respfile
+    return source, named
+
+
+def _spectrum_file(reference: tuple[str, int | None] | None) -> Any:
+    """A BACKFILE reference ``(path, n)`` as a source for `Background.from_plain` (row n - 1)."""
+    if reference is None:
+        return None
+    path, number = reference
+    return path if number is None else (path, number - 1)
 
 
 class DataUnit(eqx.Module):
@@ -126,21 +185,44 @@ class DataUnit(eqx.Module):
 
     **Arguments:**
 
-    - `src`: the source: a `Source`, a path, a `BytesIO`, ``"path:ii"`` or ``(file, ii)``.
-    - `bkg`: the background, likewise; `None` means a zero background with the source's
-        exposure and backscale (alpha = 1).
+    - `src`: the source: a `Source`, a path, a `BytesIO`, ``"path:ii"``, ``"path{n}"`` (row n
+        from 1), ``"path{NAME}"`` (the spectrum extension of that HDUCLAS2 or EXTNAME) or
+        ``(file, ii)``.
+    - `bkg`: the background, likewise; `None` means: from the source file (below), else a zero
+        background with the source's exposure and backscale (alpha = 1); `False`: none (a zero
+        background), whatever the source file says.
     - `rmf`, `arf`: a redistribution matrix and an ARF, composed when `rsp` is not given.
     - `rsp`: a full response (``"path:ii"`` selects EXTVER ii). Without a response the unit is
-        incomplete (`completeness` is False) and has no views.
+        incomplete (`completeness` is False) and has no views. `False` for any of the three:
+        none, whatever the source file says.
     - `stat`: one of `STATISTICS`.
     - `notc`: notice windows [keV]: `None` (all), ``[lo, hi]`` or a list of windows.
     - `grpg`: `None` (the file's GROUPING) or a dict of `grouping.GROUPING_KEYS`
         (``min_evt``, ``min_nevt``, ``min_sigma``, ``max_bin``, ``min_bevt``, and
-        ``method='optimal'`` for Kaastra & Bleeker optimal binning).
+        ``method='optimal'`` for Kaastra & Bleeker optimal binning). These group the noticed
+        channels. ``{"method": "counts", "min_evt": n}`` (``max_bin`` optional) groups the
+        whole spectrum instead, as Sherpa's ``group_counts(n)`` and grppha's ``group min n``:
+        groups of at least n counts from the first channel, the short last group flagged bad
+        (QUALITY 2, in `qualifying`); the notice windows then select whole groups.
     - `rebn`: like `grpg`, for the rebinning grid used only by the ``_re_`` views.
     - `time`: a time tag for time-dependent models (a number or `None`).
     - `weight`: multiplies the unit's log-likelihood terms (finite, >= 0).
     - `name`: a label; default: the source's name.
+    - `notice_rule`: ``'inside'`` (default, bayspec's rule): a channel is noticed when its
+        whole ``[E_MIN, E_MAX]`` lies inside a window; ``'overlap'`` (Sherpa's rule): when it
+        overlaps one, and a group made before noticing (the file's GROUPING, method
+        'counts') is noticed whole when any of its channels is. `band` (and `info`) shows the
+        energies actually fitted.
+
+    **Files named by the source.** When `src` is a file (not a `Source`), the parts not given
+    are taken from it, as Sherpa's ``load_pha`` takes them: the background from a spectrum
+    extension with HDUCLAS2 = 'BKG' in the same file (a Chandra ``pha3`` file), else from
+    BACKFILE; the response from RESPFILE (an RMF composed with ANCRFILE's ARF when there is
+    one, else a full response) and the ARF from ANCRFILE. Names are relative to the source's
+    folder; 'none', 'NONE' and '' mean absent; a trailing ``{n}`` is a type II background
+    row or a response's EXTVER, counted from 1 (OGIP/XSPEC). A named file that does not exist
+    is an `OGIPError` naming the keyword and the path tried. An argument given (a file, an
+    object, or `False`) always wins over the header.
 
     The unit is immutable: `replace` returns a new, re-resolved unit.
     """
@@ -167,13 +249,15 @@ class DataUnit(eqx.Module):
     time: float | None = eqx.field(static=True)
     weight: float = eqx.field(static=True)
     name: str = eqx.field(static=True)
+    notice_rule: str = eqx.field(static=True)
     bkg_given: bool = eqx.field(static=True)
     rsp_composed: bool = eqx.field(static=True)
     grouping_slice_items: tuple = eqx.field(static=True)
     rebining_slice_items: tuple = eqx.field(static=True)
 
     def __init__(self, src, bkg=None, rmf=None, arf=None, rsp=None, stat="pgstat", notc=None,
-                 grpg=None, rebn=None, time=None, weight=1, name: str | None = None):
+                 grpg=None, rebn=None, time=None, weight=1, name: str | None = None,
+                 notice_rule: str = "inside"):
         if not isinstance(stat, str) or stat not in STATISTICS:
             raise ValueError(f"stat must be one of {list(STATISTICS)}, got {stat!r}")
         if time is not None and (isinstance(time, bool) or not isinstance(time, numbers.Real)):
@@ -182,14 +266,19 @@ class DataUnit(eqx.Module):
             math.isfinite(weight) and weight >= 0
         ):
             raise ValueError(f"weight must be a finite number >= 0, got {weight!r}")
-        source = _load("src", src, Source)
-        if source is None:
+        notice_rule = check_notice_rule(notice_rule)
+        for kind, value in (("bkg", bkg), ("rmf", rmf), ("arf", arf), ("rsp", rsp)):
+            if value is True:
+                raise ValueError(f"{kind}: True is not a file; give a file, an object, None "
+                                 "(from the source file) or False (none)")
+        if src is None:
             raise ValueError("src is required")
+        source, named = _source_and_named_files(src, dict(bkg=bkg, rmf=rmf, arf=arf, rsp=rsp))
         label = name if name is not None else source.name
-        background = _load("bkg", bkg, Background)
-        redistribution = _load("rmf", rmf, Redistribution)
-        auxiliary = _load("arf", arf, Auxiliary)
-        response = _load("rsp", rsp, Response, AbstractResponse)
+        background = _load("bkg", named["bkg"], Background)
+        redistribution = _load("rmf", named["rmf"], Redistribution)
+        auxiliary = _load("arf", named["arf"], Auxiliary)
+        response = _load("rsp", named["rsp"], Response, AbstractResponse)
         composed = False
         if response is None and redistribution is not None and auxiliary is not None:
             response = redistribution * auxiliary
@@ -218,6 +307,7 @@ class DataUnit(eqx.Module):
         self.time = None if time is None else float(time)
         self.weight = float(weight)
         self.name = label
+        self.notice_rule = notice_rule
         self.bkg_given = background is not None
         self.rsp_composed = composed
         self._check_efficiencies(label)
@@ -251,7 +341,18 @@ class DataUnit(eqx.Module):
         # A channel is used only when both spectra call it good (as XSPEC and Sherpa do); the
         # zero background copies the source's QUALITY.
         qualifying = (np.asarray(self.src.quality) == 0) & (np.asarray(self.bkg.quality) == 0)
-        noticing = notice_mask(np.asarray(self.rsp.chbin), self.notc, where=f"unit {label}")
+        flags = np.asarray(self.src.grouping)
+        settings = None if self.grpg_items is None else dict(self.grpg_items)
+        whole_spectrum = settings is None or settings.get("method") in SPECTRUM_METHODS
+        if settings is not None and whole_spectrum:  # grouped before noticing
+            flags, quality = count_grouping(
+                np.where(qualifying, np.asarray(self.src.counts, dtype=np.float64), 0.0),
+                settings["min_evt"], qualifying, settings.get("max_bin"))
+            qualifying = qualifying & (quality == 0)
+        noticing = notice_mask(np.asarray(self.rsp.chbin), self.notc, where=f"unit {label}",
+                               rule=self.notice_rule)
+        if self.notice_rule == "overlap" and whole_spectrum:
+            noticing = extend_to_groups(noticing, flags)
         valid = qualifying & noticing
         if not valid.any():
             windows = [list(w) for w in self.notc] if self.notc else None
@@ -260,9 +361,8 @@ class DataUnit(eqx.Module):
                 f"background) and noticed (notc={windows}); check the windows against the "
                 "response's channel energies"
             )
-        flags = np.asarray(self.src.grouping)
-        if self.grpg_items is not None:
-            flags = self._build_flags(dict(self.grpg_items), valid)
+        if settings is not None and not whole_spectrum:
+            flags = self._build_flags(settings, valid)
         rebin_flags = flags if self.rebn_items is None else self._build_flags(
             dict(self.rebn_items), valid)
         groups = resolve_groups(flags, valid)
@@ -379,12 +479,14 @@ class DataUnit(eqx.Module):
             rmf=self.rmf, arf=self.arf, rsp=None if self.rsp_composed else self.rsp,
             stat=self.stat, notc=None if self.notc is None else [list(w) for w in self.notc],
             grpg=self.grpg, rebn=self.rebn, time=self.time, weight=self.weight, name=self.name,
+            notice_rule=self.notice_rule,
         )
 
     def replace(self, **changes) -> DataUnit:
         """A new unit with some constructor arguments changed, resolved anew.
 
-        Any of ``src, bkg, rmf, arf, rsp, stat, notc, grpg, rebn, time, weight, name``.
+        Any of ``src, bkg, rmf, arf, rsp, stat, notc, grpg, rebn, time, weight, name,
+        notice_rule``.
         This unit is left unchanged.
         """
         unknown = sorted(set(changes) - set(_SETTINGS))
@@ -606,6 +708,14 @@ class DataUnit(eqx.Module):
         return chbin[:, 1] - chbin[:, 0]
 
     @property
+    def band(self) -> tuple[float, float]:
+        """The energies [keV] actually fitted: the lower edge of the first fitted group and the
+        upper edge of the last (they differ from `notc` by the channel edges, and between the
+        notice rules)."""
+        chbin = self._chbin(False)
+        return float(chbin[0, 0]), float(chbin[-1, 1])
+
+    @property
     def rsp_chbin(self) -> Float[Array, "group 2"]:
         """Energy bounds of each group [keV] (first channel's E_lo, last channel's E_hi)."""
         return jnp.asarray(self._chbin(False))
@@ -754,6 +864,8 @@ class DataUnit(eqx.Module):
             ("arf", None if self.arf is None else self.arf.name),
             ("rsp", None if self.rsp is None or self.rsp_composed else self.rsp.name),
             ("notc", None if self.notc is None else [list(w) for w in self.notc]),
+            ("notice_rule", self.notice_rule),
+            ("band", None if self.rsp is None else "{:.6g}-{:.6g} keV".format(*self.band)),
             ("stat", self.stat),
             ("grpg", self.grpg),
             ("time", self.time),

@@ -3,7 +3,11 @@
 Needs the optional extra ``bayspec_jax[infer]`` (numpyro, blackjax, optimistix).
 """
 
+from . import bounds
 from .batch import BatchFitResult, batch_maximum_likelihood, batch_nuts, spectrum_stacks
+from .flux import Flux, band_flux, flux, parameter_draws
+from .goodness import Goodness, goodness
+from .intervals import ConfidenceIntervals, confidence_intervals, profile_stat
 from .localization import (
     LocalizationMap,
     credible_regions,
@@ -22,3 +26,5 @@ __all__ += ["BatchFitResult", "Posterior", "batch_maximum_likelihood", "batch_nu
             "spectrum_stacks"]
 __all__ += ["LocalizationMap", "credible_regions", "enclosed_probability", "localization_map",
             "sky_grid"]
+__all__ += ["ConfidenceIntervals", "Flux", "Goodness", "band_flux", "bounds",
+            "confidence_intervals", "flux", "goodness", "parameter_draws", "profile_stat"]

@@ -35,7 +35,8 @@ from ..data.stack import Stack, group_unit_counts
 from ..data.unit import DataUnit
 from ..fold import Model
 from ..params import Par
-from .mle import FitResult, fit_objective
+from . import bounds
+from .mle import FitResult, fit_errors, fit_objective
 from .problem import Objective, Problem
 from .results import Posterior
 from .sample import _count
@@ -149,7 +150,8 @@ class BatchFitResult:
     **Fields:** `names` (free parameters), `best` ``(spectrum, free)``, `errors` ``(spectrum,
     free)`` (1-sigma, from the Hessian), `covariance` ``(spectrum, free, free)``, `loglike` and
     `stat` (``-2 loglike``) ``(spectrum,)``, `dof`, `converged` ``(spectrum,)``, `num_steps`
-    ``(spectrum,)`` (BFGS iterations).
+    ``(spectrum,)`` (BFGS iterations), `at_bound` ``(spectrum, free)`` (a parameter at a bound
+    of its prior's support: error NaN, see `bounds`).
     """
 
     names: list[str]
@@ -161,6 +163,7 @@ class BatchFitResult:
     dof: int
     converged: np.ndarray
     num_steps: np.ndarray
+    at_bound: np.ndarray | None = None
 
     def __len__(self) -> int:
         return self.best.shape[0]
@@ -170,7 +173,9 @@ class BatchFitResult:
         return FitResult(names=list(self.names), best=self.best[i], errors=self.errors[i],
                          covariance=self.covariance[i], loglike=float(self.loglike[i]),
                          stat=float(self.stat[i]), dof=self.dof,
-                         converged=bool(self.converged[i]))
+                         converged=bool(self.converged[i]),
+                         at_bound=[] if self.at_bound is None else
+                         [n for n, p in zip(self.names, self.at_bound[i]) if p])
 
     def covers(self, truth: Mapping[str, Any] | ArrayLike, width: float = 1.0
                ) -> Bool[np.ndarray, "spectrum free"]:
@@ -190,7 +195,7 @@ def batch_maximum_likelihood(
     src_counts: Float[ArrayLike, "spectrum chan"] | Sequence[Float[ArrayLike, "spectrum chan"]],
     bkg_counts: Any = None, *, start: Float[ArrayLike, "*spectrum free"] | None = None,
     rtol: float = 1e-10, atol: float = 1e-10, max_steps: int = 2000,
-    exact_hessian: bool = True,
+    exact_hessian: bool = True, bounded: bool = True,
 ) -> BatchFitResult:
     """Maximum-likelihood fits of many spectra of one setup, in one jitted `jax.vmap`.
 
@@ -212,6 +217,7 @@ def batch_maximum_likelihood(
         of the autodiff gradient (steps ``1e-5 * max(1, |x|)``, relative accuracy ~1e-8),
         which compiles about 40% faster (compilation dominates for a few hundred spectra on a
         CPU).
+    - `bounded`: fit inside the priors' supports, as `maximum_likelihood`.
 
     **Returns:** a `BatchFitResult`.
     """
@@ -220,22 +226,25 @@ def batch_maximum_likelihood(
     x0 = _starts(problem, start, (n,), "start")
     best, covariance, loglike, converged, steps = _fit_batch(
         problem.objective, data.setup, data.counts, x0, src, bkg, float(rtol), float(atol),
-        int(max_steps), bool(exact_hessian))
+        int(max_steps), bool(exact_hessian), bool(bounded))
+    best = np.asarray(best)
     covariance = np.asarray(covariance)
     loglike = np.asarray(loglike)
+    pinned = (np.asarray(bounds.at_bound(problem.objective.priors, best)) if bounded
+              else np.zeros(best.shape, dtype=bool))
     return BatchFitResult(
-        names=list(problem.names), best=np.asarray(best),
-        errors=np.sqrt(np.clip(np.diagonal(covariance, axis1=-2, axis2=-1), 0, None)),
+        names=list(problem.names), best=best, errors=fit_errors(covariance, pinned),
         covariance=covariance, loglike=loglike, stat=-2.0 * loglike, dof=problem.dof,
-        converged=np.asarray(converged), num_steps=np.asarray(steps))
+        converged=np.asarray(converged), num_steps=np.asarray(steps), at_bound=pinned)
 
 
 @eqx.filter_jit
 def _fit_batch(objective: Objective, setup: tuple, template: tuple, x0, src, bkg, rtol: float,
-               atol: float, max_steps: int, exact_hessian: bool):
+               atol: float, max_steps: int, exact_hessian: bool, bounded: bool = True):
     def one(x0, src, bkg):
         counts = group_unit_counts(setup, template, src, bkg)
-        return fit_objective(objective, x0, setup, counts, rtol, atol, max_steps, exact_hessian)
+        return fit_objective(objective, x0, setup, counts, rtol, atol, max_steps, exact_hessian,
+                             bounded)
 
     return jax.vmap(one)(x0, src, bkg)
 

@@ -69,6 +69,41 @@ def split_source(source: Any, index: int | None = None) -> tuple[Any, int | None
     )
 
 
+_SELECTOR = re.compile(
+    r"^(?P<path>.*?\S)\s*\{\s*(?P<selector>[^{}]*?)\s*\}(?P<rest>\s*:\s*[+-]?\d+\s*)?$")
+
+
+def split_selector(source: Any) -> tuple[Any, int | str | None]:
+    """Separate a trailing ``{...}`` selector from a path string (OGIP/XSPEC notation).
+
+    - ``"file{3}"``: the number 3, counted from 1 as XSPEC and OGIP type II BACKFILE/RESPFILE
+        columns count (row 3 of a PHA type II file is ``"file:2"``; EXTVER 3 of a response);
+    - ``"file{BKG}"``: a name, upper-cased: the spectrum extension whose HDUCLAS2 or EXTNAME
+        it is (a Chandra ``pha3`` file holds its background in an HDUCLAS2 = 'BKG' one).
+
+    A ``:ii`` may follow (``"file{BKG}:2"``). Other sources, and a path that exists as written,
+    are returned unchanged with `None`.
+
+    **Returns:** ``(source without the selector, selector or None)``.
+    """
+    if isinstance(source, os.PathLike):
+        source = os.fspath(source)
+    if not isinstance(source, str) or os.path.exists(source):
+        return source, None
+    match = _SELECTOR.match(source)
+    if match is None:
+        return source, None
+    text, path = match.group("selector"), match.group("path") + (match.group("rest") or "")
+    if not text:
+        raise OGIPError("an empty {} selector: write {n} (from 1) or {EXTNAME}", file=path)
+    if re.fullmatch(r"[+-]?\d+", text):
+        if int(text) < 1:
+            raise OGIPError(f"the selector {{{text}}} counts from 1 (OGIP/XSPEC notation)",
+                            file=path)
+        return path, int(text)
+    return path, text.upper()
+
+
 def _as_index(index: Any, what: str, label: str | None = None) -> int | None:
     if index is None:
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import warnings
 from typing import Any
 
@@ -18,11 +19,13 @@ from .fitsfile import (
     find_hdu,
     find_hdus,
     has_column,
+    hdu_name,
     header_flag,
     header_integer,
     header_number,
     header_value,
     open_fits,
+    split_selector,
     split_source,
 )
 from .limits import (
@@ -157,24 +160,148 @@ def _per_channel(value: Any, n: int, name: str, dtype: Any) -> np.ndarray:
 # reading
 
 
-def read_pha(source: Any, row: int | None = None) -> PHA:
+def read_pha(source: Any, row: int | None = None, extension: str | None = None,
+             part: str = "source") -> PHA:
     """Read one spectrum from an OGIP PHA type I file, or row `row` of a type II file.
 
     **Arguments:**
 
-    - `source`: a path, ``"path:row"``, a `pathlib.Path`, a binary file object (e.g.
+    - `source`: a path, ``"path:row"``, ``"path{n}"`` (row n counted from 1, OGIP/XSPEC),
+        ``"path{NAME}"`` (see `extension`), a `pathlib.Path`, a binary file object (e.g.
         `io.BytesIO`, left untouched) or a ``(file, row)`` tuple. Gzip-compressed files are read.
     - `row`: 0-based row of a PHA type II file (required for type II, refused for type I).
+    - `extension`: the spectrum extension to read when a file holds several: an HDUCLAS2 value
+        (``"TOTAL"``, ``"NET"``, ``"BKG"``) or an EXTNAME, case-insensitive.
+    - `part`: ``"source"`` or ``"background"``: which spectrum of a file that holds several
+        (a Chandra ``pha3`` file: source and HDUCLAS2 = 'BKG' background) is wanted when
+        `extension` is not given. A background is the one HDUCLAS2 = 'BKG' extension, or the
+        file's only spectrum; a source is the first spectrum that is not a background.
 
     **Returns:**
 
     A `PHA`. Raises `OGIPError` naming file, extension and column for anything invalid.
     """
-    target, row, label = split_source(source, row)
+    target, row, label, extension = locate_spectrum(source, row, extension)
+    if part not in ("source", "background"):
+        raise ValueError(f"part must be 'source' or 'background', got {part!r}")
     with open_fits(target, label) as hdul:
-        hdu = find_hdu(hdul, label=label, what="SPECTRUM", **_SPECTRUM)
+        hdu = spectrum_extension(hdul, label, extension, part)
         ebounds_hdus = find_hdus(hdul, **_EBOUNDS, label=label)
         return _read_spectrum_hdu(hdu, ebounds_hdus[0] if ebounds_hdus else None, row, label)
+
+
+def locate_spectrum(source: Any, row: int | None = None, extension: str | None = None
+                    ) -> tuple[Any, int | None, str, str | None]:
+    """``(target, row, label, extension)`` of a spectrum source: a ``{n}`` selector is row
+    ``n - 1``, a ``{NAME}`` one the extension; each must agree with the argument if both given."""
+    source, selector = split_selector(source)
+    if isinstance(selector, int):
+        if row is not None and row != selector - 1:
+            raise OGIPError(f"row given twice and differently: {{{selector}}} (row "
+                            f"{selector - 1} from 0) in the source and row={row}",
+                            file=str(source))
+        row = selector - 1
+    elif selector is not None:
+        if extension is not None and extension.strip().upper() != selector:
+            raise OGIPError(f"extension given twice and differently: {{{selector}}} in the "
+                            f"source and extension={extension!r}", file=str(source))
+        extension = selector
+    if extension is not None and (not isinstance(extension, str) or not extension.strip()):
+        raise ValueError(f"extension must be an HDUCLAS2 value or an EXTNAME, got {extension!r}")
+    target, row, label = split_source(source, row)
+    return target, row, label, None if extension is None else extension.strip().upper()
+
+
+def _hduclas2(hdu: Any, label: str) -> str:
+    return str(header_value(hdu, "HDUCLAS2", label, default="")).strip().upper()
+
+
+def _describe_spectra(hdus: list, label: str) -> str:
+    return ", ".join(f"{hdu_name(h)} (HDUCLAS2 {_hduclas2(h, label) or 'absent'})" for h in hdus)
+
+
+def spectrum_extension(hdul: fits.HDUList, label: str, extension: str | None = None,
+                       part: str = "source") -> Any:
+    """The spectrum extension to read (see `read_pha`); ambiguity is an `OGIPError`."""
+    found = find_hdus(hdul, label=label, **_SPECTRUM)
+    if not found:
+        return find_hdu(hdul, label=label, what="SPECTRUM", **_SPECTRUM)  # raises, naming all
+    if extension is not None:
+        chosen = [h for h in found
+                  if extension in (_hduclas2(h, label), str(hdu_name(h)).strip().upper())]
+        if len(chosen) == 1:
+            return chosen[0]
+        how = "no" if not chosen else f"{len(chosen)}"
+        raise OGIPError(f"{how} spectrum extension(s) with HDUCLAS2 or EXTNAME {extension!r}; "
+                        f"the file's spectra: {_describe_spectra(found, label)}", file=label,
+                        column="HDUCLAS2")
+    backgrounds = [h for h in found if _hduclas2(h, label) == "BKG"]
+    if part == "background":
+        if len(backgrounds) == 1:
+            return backgrounds[0]
+        if len(found) == 1:
+            _warn_if_source(found[0], label)
+            return found[0]
+        raise OGIPError(
+            f"the file holds {len(found)} spectra and {len(backgrounds) or 'none'} of them "
+            f"HDUCLAS2 = 'BKG' ({_describe_spectra(found, label)}): choose the background with "
+            "'file{EXTNAME}' or extension=", file=label, column="HDUCLAS2")
+    sources = [h for h in found if _hduclas2(h, label) != "BKG"]
+    return (sources or found)[0]
+
+
+def _warn_if_source(hdu: Any, label: str) -> None:
+    """Warn when the only spectrum of a file read as a background names a background file of
+    its own (BACKFILE): it is most likely a source spectrum."""
+    backfile = str(header_value(hdu, "BACKFILE", label, default="") or "").strip()
+    if _hduclas2(hdu, label) != "BKG" and backfile.upper() not in _ABSENT:
+        warnings.warn(f"{label}: read as a background, but its spectrum (HDUCLAS2 "
+                      f"{_hduclas2(hdu, label) or 'absent'}) names its own background "
+                      f"BACKFILE = {backfile!r}: is it a source spectrum?", stacklevel=5)
+
+
+def background_extension(source: Any) -> str | None:
+    """The EXTNAME of the background spectrum (HDUCLAS2 = 'BKG') that a source spectrum file
+    carries beside its source spectrum (a Chandra ``pha3`` file), or `None`."""
+    target, _, label, extension = locate_spectrum(source)
+    with open_fits(target, label) as hdul:
+        found = find_hdus(hdul, label=label, **_SPECTRUM)
+        backgrounds = [h for h in found if _hduclas2(h, label) == "BKG"]
+        if len(backgrounds) != 1 or len(found) < 2:
+            return None
+        if extension is not None and extension in ("BKG", str(hdu_name(backgrounds[0])).upper()):
+            return None  # the source asked for is the background extension itself
+        return str(hdu_name(backgrounds[0])).strip()
+
+
+_ABSENT = ("", "NONE", "NULL")
+
+
+def referenced_file(pha: PHA, keyword: str) -> tuple[str, int | None] | None:
+    """The file that `pha`'s BACKFILE, RESPFILE or ANCRFILE names, as ``(path, n)``.
+
+    The path is taken relative to the spectrum's folder (as Sherpa's load_pha does); ``n`` is
+    a trailing ``{n}`` (OGIP/XSPEC notation, from 1: a type II background row, a response's
+    EXTVER) or `None`. Values 'none', 'NONE', '' (and a spectrum read from bytes, which has no
+    folder) give `None`; so does a '%...%' placeholder such as '%match%', with a warning.
+    A file that does not exist is an `OGIPError` naming the keyword and the path tried.
+    """
+    value = str(pha.keywords.get(keyword, "") or "").strip()
+    if value.upper() in _ABSENT or pha.file is None or pha.file.startswith("<"):
+        return None
+    if value.startswith("%"):
+        warnings.warn(f"{pha.file}: {keyword} = {value!r} is a placeholder this reader does not "
+                      "interpret; pass the file explicitly", stacklevel=3)
+        return None
+    path, selector = split_selector(os.path.join(os.path.dirname(pha.file), value))
+    if isinstance(selector, str):
+        raise OGIPError(f"{keyword} = {value!r}: only a number {{n}} may follow the file name",
+                        file=pha.file, column=keyword)
+    if not os.path.exists(path):
+        raise OGIPError(f"{keyword} = {value!r} names a file that does not exist: tried "
+                        f"{path} (relative to the spectrum's folder)", file=pha.file,
+                        column=keyword)
+    return path, selector
 
 
 def read_ebounds(source: Any) -> np.ndarray:
