@@ -387,3 +387,25 @@ def test_channel_numbers_that_do_not_line_up_are_refused(me, tmp_path):
     with pytest.raises(OGIPError, match="background") as info:
         bj.DataUnit(src=gapped, bkg=me["bkg"], rsp=me["rsp"], notc=[8, 900])
     assert me["bkg"] in str(info.value) and info.value.column == "CHANNEL"
+
+
+def test_used_channels_out_of_energy_order_fail_at_the_unit(me, tmp_path):
+    """Two swapped EBOUNDS rows inside the noticed band: an error naming the response and
+    EBOUNDS; the same swap in channels the unit leaves out is accepted (as GECAM's files
+    disorder unused top channels)."""
+    def swap(rows):
+        def edit(hdul):
+            bounds = hdul["EBOUNDS"].data
+            for column in ("E_MIN", "E_MAX"):
+                values = np.array(bounds[column])
+                values[list(rows)] = values[list(rows[::-1])]
+                bounds[column] = values
+        return edit
+
+    inside = _copy(me["rsp"], tmp_path / "inside.rsp", swap((40, 41)))
+    with pytest.raises(OGIPError, match=r"inside\.rsp.*EBOUNDS.*out of energy order"):
+        bj.DataUnit(src=me["src"], bkg=me["bkg"], rsp=inside, notc=[8, 900])
+    outside = _copy(me["rsp"], tmp_path / "outside.rsp", swap((126, 127)))
+    unit = bj.DataUnit(src=me["src"], bkg=me["bkg"], rsp=outside, notc=[8, 900])
+    reference = bj.DataUnit(src=me["src"], bkg=me["bkg"], rsp=me["rsp"], notc=[8, 900])
+    assert float(_loglike(unit)) == float(_loglike(reference))

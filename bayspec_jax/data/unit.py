@@ -361,6 +361,7 @@ class DataUnit(eqx.Module):
                 f"background) and noticed (notc={windows}); check the windows against the "
                 "response's channel energies"
             )
+        self._check_channel_order(label, valid)
         if settings is not None and not whole_spectrum:
             flags = self._build_flags(settings, valid)
         rebin_flags = flags if self.rebn_items is None else self._build_flags(
@@ -369,6 +370,18 @@ class DataUnit(eqx.Module):
         if groups.n_groups == 0:
             raise self._no_group_error(label, flags, valid)
         return groups, resolve_groups(rebin_flags, valid), qualifying, noticing
+
+    def _check_channel_order(self, label: str, valid: np.ndarray) -> None:
+        """The channels that enter the fit increase in energy without overlapping (EBOUNDS):
+        a file may disorder channels nobody uses (GECAM's top channels), not used ones."""
+        used = np.asarray(self.rsp.chbin, dtype=np.float64)[valid]
+        bad = np.flatnonzero(used[1:, 0] < used[:-1, 1] * (1.0 - 1e-6))
+        if bad.size:
+            index = np.flatnonzero(valid)[[bad[0], bad[0] + 1]]
+            raise _file_error(
+                f"unit {label}: channels {index[0]} and {index[1]} of the response enter the fit "
+                f"but are out of energy order or overlap (E_MIN/E_MAX {used[bad[0]].tolist()} "
+                f"then {used[bad[0] + 1].tolist()} keV)", self.rsp.file, "EBOUNDS E_MIN/E_MAX")
 
     def _no_group_error(self, label: str, flags: np.ndarray, valid: np.ndarray) -> ValueError:
         """Why the unit has no group to fit: the file's GROUPING starts none, or none lies
