@@ -429,9 +429,13 @@ def column_tlmin(hdu: Any, name: str, label: str | None = None) -> int | None:
     if value is None or isinstance(value, (bool, np.bool_)):
         return None
     try:
-        return int(float(value))
+        number = float(value)
     except (TypeError, ValueError, OverflowError):
         return None
+    if not np.isfinite(number) or abs(number) >= 2**31:
+        raise OGIPError(f"a first channel number must be a modest integer, got {value!r}",
+                        file=label, extension=hdu.name, column=f"TLMIN{position}")
+    return int(number)
 
 
 def header_integer(hdu: Any, key: str, label: str, default: int | None = None) -> int | None:
