@@ -448,7 +448,7 @@ def plot_sky_map(ra: Any, dec: Any, loglike: Any, regions: Any = (0.68, 0.95),
 
     **Returns:** the matplotlib `Figure`.
     """
-    from .infer.localization import credible_regions
+    from .infer.localization import _own_probability, credible_regions
 
     ra = np.asarray(ra, dtype=float)
     dec = np.asarray(dec, dtype=float)
@@ -490,14 +490,13 @@ def plot_sky_map(ra: Any, dec: Any, loglike: Any, regions: Any = (0.68, 0.95),
     from matplotlib.lines import Line2D
 
     handles = []
-    peak = loglike[finite].max()
-    weight = np.where(finite, np.exp(np.where(finite, loglike, peak) - peak), 0.0)
+    probability = np.asarray(_own_probability(loglike))  # as credible_regions weighs points
     styles = ("-", "--", ":", "-.")
     for k, mask in enumerate(masks):
         if mask.any() and not mask.all():
             ax.tricontour(triangulation, mask[index].astype(float), levels=[0.5], colors="k",
                           linewidths=1.3, linestyles=styles[k % len(styles)])
-        held = weight[mask].sum() / weight.sum() if levels[k] is None else levels[k]
+        held = probability[mask].sum() if levels[k] is None else levels[k]
         handles.append(Line2D([], [], color="k", ls=styles[k % len(styles)],
                               label=f"{100 * held:.0f}% region"))
     points = dict(markers or {})

@@ -30,7 +30,7 @@ from astropy.io import fits
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from test_io_errors import to_bytes
+from test_io_errors import copy_column, edited, object_rows, quietly, to_bytes
 
 from bayspec_jax.io import OGIPError, limits, read_arf, read_pha, read_rmf
 
@@ -51,36 +51,11 @@ BYTESIO = "<BytesIO>"
 
 
 # ----------------------------------------------------------------------------------------------
-# helpers
-
-
-def edited(data_dir, rel: str, edit: Callable[[fits.HDUList], Any]) -> io.BytesIO:
-    """A real example file changed in memory by ``edit(hdul)``, as a fresh `io.BytesIO`."""
-    with fits.open(data_dir / rel, memmap=False, lazy_load_hdus=False) as hdul:
-        edit(hdul)
-        return io.BytesIO(to_bytes(hdul))
+# helpers (the others are test_io_errors')
 
 
 def is_vla(table: fits.BinTableHDU, name: str) -> bool:
     return str(table.columns[name].format).upper().startswith(("P", "Q"))
-
-
-def object_rows(rows: list[np.ndarray]) -> np.ndarray:
-    out = np.empty(len(rows), dtype=object)
-    for i, row in enumerate(rows):
-        out[i] = row
-    return out
-
-
-def copy_column(table: fits.BinTableHDU, name: str) -> fits.Column:
-    """A fresh copy of a column with its data (variable-length columns row by row)."""
-    column = table.columns[name]
-    fmt, values = str(column.format), table.data[name]
-    if is_vla(table, name):
-        return fits.Column(name=column.name, format=fmt[:2] + "()", unit=column.unit,
-                           array=object_rows([np.array(row) for row in values]))
-    return fits.Column(name=column.name, format=fmt, unit=column.unit, dim=column.dim,
-                       array=np.array(values))
 
 
 def set_column(hdul: fits.HDUList, ext: str, name: str, array: Any, fmt: str | None = None,
@@ -134,12 +109,6 @@ def expect(call: Callable[[], Any], *, file: str, extension: str, column: str,
     for part in (str(file), extension, column):
         assert part in text, text
     return err
-
-
-def quietly(call: Callable[[], Any]) -> Any:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return call()
 
 
 # ----------------------------------------------------------------------------------------------

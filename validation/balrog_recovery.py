@@ -102,7 +102,6 @@ GRID_POINTS = 1000
 GRID_SHAPES = ((-1.0, 2.5), (-0.5, 2.2), (-1.5, 2.9))  # (alpha, log10 Ec) tried on the grid
 N_STARTS = 3
 START_SEPARATION_DEG = 20.0
-EARTH_RADIUS_KM = 6371.0
 PARAM_NAMES = ("alpha", "log_ec", "log_a")
 CREDIBLE = 0.95
 TARGET_ACCEPT = 0.75
@@ -170,6 +169,8 @@ def angle_deg(a, b) -> np.ndarray:
 def limb_elevation_deg(gen, ra, dec) -> np.ndarray:
     """How far above the Earth's limb, seen from the spacecraft, ``(ra, dec)`` lies [deg]
     (negative: occulted; the generator's `occulted` is ``< 0``)."""
+    from bayspec_jax.balrog.generator import EARTH_RADIUS_KM
+
     position = np.asarray(gen.position, dtype=np.float64)
     distance = np.linalg.norm(position)
     earth_radius_deg = 90.0 - np.degrees(np.arccos(EARTH_RADIUS_KM / distance))
